@@ -1,0 +1,42 @@
+# Entry points for operators and CI. Every target installs what it needs first.
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+ACT   := source $(VENV)/bin/activate &&
+LAB   := $(ACT) python tools/lab.py
+
+.PHONY: setup deploy lab-up lab-down test lint unit preflight molecule lab-test bench clean
+
+## setup: project virtualenv with the pinned toolchain, and the collection link
+setup: $(VENV)/.stamp .collections/ansible_collections/panda/facility
+$(VENV)/.stamp: requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+.collections/ansible_collections/panda/facility:
+	mkdir -p .collections/ansible_collections/panda
+	ln -sfn ../../.. $@
+
+## deploy: the whole facility into local containers (inventories/lab)
+deploy: setup
+	$(LAB) up
+	$(ACT) ansible-playbook -i inventories/lab playbooks/site.yml
+
+lab-up: setup
+	$(LAB) up
+lab-down: setup
+	$(LAB) down
+
+## test: every test: lint, unit, preflight, molecule scenarios, the lab deploy
+test: setup
+	$(ACT) tools/run-tests
+
+lint unit preflight molecule lab-test: setup
+	$(ACT) tools/run-tests $@
+
+bench: setup
+	$(ACT) python bench/converge.py
+
+clean: lab-down
+	rm -rf .collections .cache

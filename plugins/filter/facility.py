@@ -1,0 +1,68 @@
+"""Filters that turn the facility description in the inventory into per-host facts.
+
+They live here, once, because several roles need the same answers: which VIP names a
+host serves (certificates now, the load balancer later) and how a host is named.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+
+DOCUMENTATION = r"""
+name: facility
+short_description: Derive per-host names from the facility description
+description:
+  - C(host_fqdn) gives a host's fully qualified name from its inventory name.
+  - C(vip_names) gives the VIP names of every service a host serves.
+  - C(host_sans) gives the SubjectAltName list for a host certificate.
+"""
+
+
+def host_fqdn(inventory_hostname: str, domain: str = "") -> str:
+    """An inventory name that has a dot is already a FQDN; a short one gets the domain."""
+    if "." in inventory_hostname or not domain:
+        return inventory_hostname
+    return f"{inventory_hostname}.{domain}"
+
+
+def vip_names(
+    services: Iterable[Mapping],
+    hostname: str,
+    groups: Mapping[str, Iterable[str]],
+    lb_group: str = "loadbalancers",
+) -> list[str]:
+    """VIP names a host answers for: a backend answers for its services' VIPs, a load
+    balancer for every VIP, because it holds them and may terminate TLS for them."""
+    is_lb = hostname in groups.get(lb_group, [])
+    names: set[str] = set()
+    for service in services:
+        if is_lb or hostname in groups.get(service.get("backend_group", ""), []):
+            names.add(str(service["vip_name"]).lower())
+            names.update(str(a).lower() for a in service.get("vip_aliases", []))
+    return sorted(names)
+
+
+def host_sans(
+    fqdn: str,
+    addresses: Iterable[str] = (),
+    names: Iterable[str] = (),
+) -> list[str]:
+    """SubjectAltNames: the FQDN, its short name, every other name, and the host's
+    addresses (loopback left out: no client reaches a service that way by name)."""
+    dns = {fqdn.lower(), fqdn.split(".", 1)[0].lower(), *(n.lower() for n in names)}
+    ips: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
+    for address in addresses:
+        ip = ipaddress.ip_address(str(address).split("%", 1)[0])
+        if not (ip.is_loopback or ip.is_link_local):
+            ips.add(ip)
+    return [f"DNS:{n}" for n in sorted(dns)] + [
+        f"IP:{ip}" for ip in sorted(ips, key=lambda i: (i.version, int(i)))
+    ]
+
+
+class FilterModule:
+    """panda.facility filters."""
+
+    def filters(self) -> dict:
+        return {"host_fqdn": host_fqdn, "vip_names": vip_names, "host_sans": host_sans}

@@ -1,0 +1,39 @@
+"""Tests for validating the facility description before any host is touched."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+DOCUMENTATION = r"""
+name: facility
+short_description: Validity tests for names and addresses in the inventory
+description:
+  - C(dns_name) is true for a valid DNS host name (RFC 1123 labels, at most 253 chars).
+  - C(ip_address) is true for an IPv4 or IPv6 address.
+"""
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.IGNORECASE)
+
+
+def dns_name(value: object) -> bool:
+    """True when value is a host name a resolver and a certificate both accept."""
+    if not isinstance(value, str) or not value or len(value.rstrip(".")) > 253:
+        return False
+    labels = value.rstrip(".").split(".")
+    return all(_LABEL.match(label) for label in labels) and not labels[-1].isdigit()
+
+
+def ip_address(value: object) -> bool:
+    try:
+        ipaddress.ip_address(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+class TestModule:
+    """panda.facility tests."""
+
+    def tests(self) -> dict:
+        return {"dns_name": dns_name, "ip_address": ip_address}
