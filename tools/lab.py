@@ -31,9 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = "trixie"  # Debian 13: the suite that carries HTCondor
-BASE_INCLUDE = (
-    "systemd,systemd-sysv,python3,python3-apt,sudo,iproute2,procps,ca-certificates"
-)
+BASE_INCLUDE = "systemd,systemd-sysv,python3,python3-apt,sudo,iproute2,procps,ca-certificates"
 BASE_IMAGE = "panda-lab/base"
 NODE_IMAGE = "panda-lab/node"
 RECIPE_LABEL = "org.panda-facility.recipe"
@@ -42,15 +40,23 @@ DEFAULT_INVENTORY = ROOT / "inventories" / "lab"
 
 # Flags that let systemd run as PID 1 without --privileged (see shared LAB notes).
 SYSTEMD_RUN_FLAGS = [
-    "--cap-add", "SYS_ADMIN",
-    "--cap-add", "NET_ADMIN",
-    "--security-opt", "seccomp=unconfined",
+    "--cap-add",
+    "SYS_ADMIN",
+    "--cap-add",
+    "NET_ADMIN",
+    "--security-opt",
+    "seccomp=unconfined",
     "--cgroupns=host",
-    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-    "--tmpfs", "/run",
-    "--tmpfs", "/run/lock",
-    "--stop-signal", "SIGRTMIN+3",
-    "-e", "container=docker",
+    "-v",
+    "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    "--tmpfs",
+    "/run",
+    "--tmpfs",
+    "/run/lock",
+    "--stop-signal",
+    "SIGRTMIN+3",
+    "-e",
+    "container=docker",
 ]
 
 
@@ -58,8 +64,9 @@ def log(msg: str) -> None:
     print(f"lab: {msg}", flush=True)
 
 
-def run(cmd: list[str], check: bool = True, capture: bool = False,
-        input_bytes: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+def run(
+    cmd: list[str], check: bool = True, capture: bool = False, input_bytes: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
     """Run a command; on failure print what it said, since CI logs are all we get."""
     proc = subprocess.run(cmd, input=input_bytes, capture_output=capture)
     if check and proc.returncode != 0:
@@ -73,6 +80,7 @@ def out(cmd: list[str]) -> str:
 
 
 # --- the Debian mirror, read from the host's apt configuration --------------------
+
 
 def mirror_from_deb822(text: str) -> list[str]:
     """URIs of deb stanzas in a .sources file that are not security suites."""
@@ -120,9 +128,12 @@ def host_mirror(apt_dir: Path = Path("/etc/apt")) -> str:
 
 # --- Docker engine -----------------------------------------------------------------
 
+
 def docker_ready() -> bool:
-    return shutil.which("docker") is not None and run(
-        ["docker", "info"], check=False, capture=True).returncode == 0
+    return (
+        shutil.which("docker") is not None
+        and run(["docker", "info"], check=False, capture=True).returncode == 0
+    )
 
 
 def ensure_docker() -> None:
@@ -133,13 +144,19 @@ def ensure_docker() -> None:
         log("installing docker.io and debootstrap from Debian packages")
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "docker.io", "debootstrap"],
-                       check=True, env=env, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "docker.io", "debootstrap"],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
     log("starting dockerd")
-    logfile = open(ROOT / ".lab" / "dockerd.log", "ab") if (ROOT / ".lab").is_dir() else \
-        open(os.devnull, "wb")
-    subprocess.Popen(["dockerd"], stdout=logfile, stderr=subprocess.STDOUT,
-                     start_new_session=True)
+    (ROOT / ".lab").mkdir(exist_ok=True)
+    # dockerd outlives this process: the log file stays open in it, not here.
+    with open(ROOT / ".lab" / "dockerd.log", "ab") as logfile:
+        subprocess.Popen(
+            ["dockerd"], stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if docker_ready():
@@ -149,6 +166,7 @@ def ensure_docker() -> None:
 
 
 # --- images ------------------------------------------------------------------------
+
 
 def node_packages() -> list[str]:
     words = []
@@ -168,15 +186,33 @@ def recipe_hashes() -> tuple[str, str]:
 
 # Services the node image has installed but must not start until a role enables them.
 DISABLED_UNITS = [
-    "apache2", "apache-htcacheclean", "mariadb", "haproxy", "keepalived", "squid",
-    "condor", "nagios4", "postfix", "cron", "exim4",
+    "apache2",
+    "apache-htcacheclean",
+    "mariadb",
+    "haproxy",
+    "keepalived",
+    "squid",
+    "condor",
+    "nagios4",
+    "postfix",
+    "cron",
+    "exim4",
 ]
 
 
 def image_recipe(image: str) -> str | None:
-    proc = run(["docker", "image", "inspect", "-f",
-                "{{ index .Config.Labels \"" + RECIPE_LABEL + "\" }}", f"{image}:latest"],
-               check=False, capture=True)
+    proc = run(
+        [
+            "docker",
+            "image",
+            "inspect",
+            "-f",
+            '{{ index .Config.Labels "' + RECIPE_LABEL + '" }}',
+            f"{image}:latest",
+        ],
+        check=False,
+        capture=True,
+    )
     return proc.stdout.decode().strip() if proc.returncode == 0 else None
 
 
@@ -187,18 +223,36 @@ def build_base(recipe: str) -> None:
     mirror = host_mirror()
     log(f"debootstrap {SUITE} from the host's mirror (about a minute)")
     with tempfile.TemporaryDirectory(prefix="panda-lab-rootfs-") as rootfs:
-        run(["debootstrap", "--variant=minbase", f"--include={BASE_INCLUDE}",
-             SUITE, rootfs, mirror], capture=True)
+        run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={BASE_INCLUDE}",
+                SUITE,
+                rootfs,
+                mirror,
+            ],
+            capture=True,
+        )
         # Each container must get a machine id of its own at first boot.
         Path(rootfs, "etc/machine-id").write_text("")
         tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
         imported = subprocess.run(
-            ["docker", "import",
-             "--change", f"LABEL {RECIPE_LABEL}={recipe}",
-             "--change", "ENV container=docker",
-             "--change", 'CMD ["/lib/systemd/systemd"]',
-             "-", f"{BASE_IMAGE}:latest"],
-            stdin=tar.stdout, stdout=subprocess.DEVNULL)
+            [
+                "docker",
+                "import",
+                "--change",
+                f"LABEL {RECIPE_LABEL}={recipe}",
+                "--change",
+                "ENV container=docker",
+                "--change",
+                'CMD ["/lib/systemd/systemd"]',
+                "-",
+                f"{BASE_IMAGE}:latest",
+            ],
+            stdin=tar.stdout,
+            stdout=subprocess.DEVNULL,
+        )
         if tar.wait() != 0 or imported.returncode != 0:
             raise SystemExit("lab: importing the base image failed")
 
@@ -208,26 +262,38 @@ def build_node(recipe: str) -> None:
     log("installing the facility's packages into the node image (a few minutes)")
     name = "panda-lab-build"
     run(["docker", "rm", "-f", name], check=False, capture=True)
-    script = "\n".join([
-        "set -e",
-        "export DEBIAN_FRONTEND=noninteractive",
-        # Keep package scripts from starting daemons inside the build container.
-        "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d",
-        "chmod +x /usr/sbin/policy-rc.d",
-        "apt-get update -qq",
-        "apt-get install -y -qq --no-install-recommends " + " ".join(node_packages())
-        + " >/tmp/apt.log || { tail -n 40 /tmp/apt.log; exit 1; }",
-        "rm -f /usr/sbin/policy-rc.d /tmp/apt.log",
-        "for u in " + " ".join(DISABLED_UNITS) + "; do",
-        "  systemctl disable \"$u\" >/dev/null 2>&1 || true",
-        "done",
-        "apt-get clean",
-    ])
+    script = "\n".join(
+        [
+            "set -e",
+            "export DEBIAN_FRONTEND=noninteractive",
+            # Keep package scripts from starting daemons inside the build container.
+            "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d",
+            "chmod +x /usr/sbin/policy-rc.d",
+            "apt-get update -qq",
+            "apt-get install -y -qq --no-install-recommends "
+            + " ".join(node_packages())
+            + " >/tmp/apt.log || { tail -n 40 /tmp/apt.log; exit 1; }",
+            "rm -f /usr/sbin/policy-rc.d /tmp/apt.log",
+            "for u in " + " ".join(DISABLED_UNITS) + "; do",
+            '  systemctl disable "$u" >/dev/null 2>&1 || true',
+            "done",
+            "apt-get clean",
+        ]
+    )
     run(["docker", "run", "--name", name, f"{BASE_IMAGE}:latest", "bash", "-c", script])
-    run(["docker", "commit",
-         "--change", f"LABEL {RECIPE_LABEL}={recipe}",
-         "--change", 'CMD ["/lib/systemd/systemd"]',
-         name, f"{NODE_IMAGE}:latest"], capture=True)
+    run(
+        [
+            "docker",
+            "commit",
+            "--change",
+            f"LABEL {RECIPE_LABEL}={recipe}",
+            "--change",
+            'CMD ["/lib/systemd/systemd"]',
+            name,
+            f"{NODE_IMAGE}:latest",
+        ],
+        capture=True,
+    )
     run(["docker", "rm", "-f", name], capture=True)
 
 
@@ -244,6 +310,7 @@ def ensure_images() -> None:
 
 
 # --- lab hosts from the inventory --------------------------------------------------
+
 
 @dataclass(frozen=True)
 class LabHost:
@@ -275,20 +342,22 @@ def lab_topology(hostvars: dict[str, dict]) -> tuple[LabNetwork, list[LabHost]]:
             continue
         net = hv.get("lab_network") or {}
         if not net.get("name") or not net.get("subnet"):
-            raise SystemExit(f"lab: host {name} has lab_address but lab_network "
-                             "lacks name or subnet")
+            raise SystemExit(
+                f"lab: host {name} has lab_address but lab_network lacks name or subnet"
+            )
         network = network or LabNetwork(net["name"], net["subnet"])
         domain = hv.get("facility_domain", "")
         aliases = tuple(sorted({name, f"{name}.{domain}" if domain else name}))
-        hosts.append(LabHost(f"{net.get('container_prefix', '')}{name}", name, hv["lab_address"], aliases))
+        hosts.append(
+            LabHost(f"{net.get('container_prefix', '')}{name}", name, hv["lab_address"], aliases)
+        )
     if network is None:
         raise SystemExit("lab: the inventory has no host with lab_address")
     return network, hosts
 
 
 def container_state(name: str) -> str | None:
-    proc = run(["docker", "inspect", "-f", "{{.State.Status}}", name],
-               check=False, capture=True)
+    proc = run(["docker", "inspect", "-f", "{{.State.Status}}", name], check=False, capture=True)
     return proc.stdout.decode().strip() if proc.returncode == 0 else None
 
 
@@ -298,8 +367,11 @@ def wait_booted(names: list[str], timeout: float = 120) -> None:
     pending = list(names)
     while pending and time.monotonic() < deadline:
         for name in list(pending):
-            proc = run(["docker", "exec", name, "systemctl", "is-system-running"],
-                       check=False, capture=True)
+            proc = run(
+                ["docker", "exec", name, "systemctl", "is-system-running"],
+                check=False,
+                capture=True,
+            )
             if proc.stdout.decode().strip() in ("running", "degraded"):
                 pending.remove(name)
         if pending:
@@ -312,11 +384,12 @@ def up(inventory: Path) -> None:
     ensure_docker()
     ensure_images()
     network, hosts = read_inventory(inventory)
-    if run(["docker", "network", "inspect", network.name], check=False,
-           capture=True).returncode != 0:
+    if (
+        run(["docker", "network", "inspect", network.name], check=False, capture=True).returncode
+        != 0
+    ):
         log(f"creating network {network.name} ({network.subnet})")
-        run(["docker", "network", "create", "--subnet", network.subnet, network.name],
-            capture=True)
+        run(["docker", "network", "create", "--subnet", network.subnet, network.name], capture=True)
     started = []
     for host in hosts:
         state = container_state(host.name)
@@ -327,11 +400,28 @@ def up(inventory: Path) -> None:
         else:
             log(f"creating {host.name} at {host.address}")
             alias_flags = [f for a in host.aliases for f in ("--network-alias", a)]
-            run(["docker", "run", "-d", "--name", host.name, "--hostname", host.hostname,
-                 "--network", network.name, "--ip", host.address, *alias_flags,
-                 "--label", "org.panda-facility.lab=1",
-                 *SYSTEMD_RUN_FLAGS, f"{NODE_IMAGE}:latest", "/lib/systemd/systemd"],
-                capture=True)
+            run(
+                [
+                    "docker",
+                    "run",
+                    "-d",
+                    "--name",
+                    host.name,
+                    "--hostname",
+                    host.hostname,
+                    "--network",
+                    network.name,
+                    "--ip",
+                    host.address,
+                    *alias_flags,
+                    "--label",
+                    "org.panda-facility.lab=1",
+                    *SYSTEMD_RUN_FLAGS,
+                    f"{NODE_IMAGE}:latest",
+                    "/lib/systemd/systemd",
+                ],
+                capture=True,
+            )
         started.append(host.name)
     wait_booted([h.name for h in hosts])
     log(f"{len(hosts)} lab hosts running ({len(started)} started now)")

@@ -6,6 +6,7 @@ host serves (certificates now, the load balancer later) and how a host is named.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Iterable, Mapping
 
@@ -16,6 +17,8 @@ description:
   - C(host_fqdn) gives a host's fully qualified name from its inventory name.
   - C(vip_names) gives the VIP names of every service a host serves.
   - C(host_sans) gives the SubjectAltName list for a host certificate.
+  - C(server_id) gives a stable MariaDB server_id from a host name.
+  - C(server_ids) gives C(host=id) for hosts, honouring C(mariadb_server_id) overrides.
 """
 
 
@@ -61,8 +64,30 @@ def host_sans(
     ]
 
 
+def server_id(hostname: str) -> int:
+    """A server_id from the host's name: stable when other hosts come and go, which an
+    index into a group is not, and in MariaDB's range 1..2**32-1."""
+    digest = hashlib.sha256(hostname.lower().encode()).digest()
+    return int.from_bytes(digest[:4], "big") % (2**32 - 1) + 1
+
+
+def server_ids(hosts: Iterable[str], hostvars: Mapping) -> list[str]:
+    """``host=id`` for each host: its mariadb_server_id override, else the derived id."""
+    pairs = []
+    for host in hosts:
+        override = hostvars[host].get("mariadb_server_id")
+        pairs.append(f"{host}={int(override) if override is not None else server_id(host)}")
+    return pairs
+
+
 class FilterModule:
     """panda.facility filters."""
 
     def filters(self) -> dict:
-        return {"host_fqdn": host_fqdn, "vip_names": vip_names, "host_sans": host_sans}
+        return {
+            "host_fqdn": host_fqdn,
+            "vip_names": vip_names,
+            "host_sans": host_sans,
+            "server_id": server_id,
+            "server_ids": server_ids,
+        }

@@ -49,15 +49,26 @@ def test_client_verifies_backend_by_vip_name_and_directly(host):
     if host.backend.get_hostname() != "mol-log":
         return
     server = other_host("mol-srv")
-    server.run("systemctl stop verify-tls 2>/dev/null; systemctl reset-failed verify-tls 2>/dev/null")
-    run_ok(server, f"systemd-run --unit=verify-tls --collect timeout 60 openssl s_server "
-                   f"-accept 4433 -cert {TLS}/host.crt -key {TLS}/host.key -www -quiet")
-    run_ok(host, "bash -c 'for i in $(seq 50); do (echo > /dev/tcp/mol-srv/4433) 2>/dev/null "
-                 "&& exit 0; sleep 0.1; done; exit 1'")
+    server.run(
+        "systemctl stop verify-tls 2>/dev/null; systemctl reset-failed verify-tls 2>/dev/null"
+    )
+    run_ok(
+        server,
+        f"systemd-run --unit=verify-tls --collect timeout 60 openssl s_server "
+        f"-accept 4433 -cert {TLS}/host.crt -key {TLS}/host.key -www -quiet",
+    )
+    run_ok(
+        host,
+        "bash -c 'for i in $(seq 50); do (echo > /dev/tcp/mol-srv/4433) 2>/dev/null "
+        "&& exit 0; sleep 0.1; done; exit 1'",
+    )
     try:
         for name in (VIP, f"mol-srv.{DOMAIN}"):
-            out = run_ok(host, f"echo | openssl s_client -connect mol-srv:4433 -servername {name} "
-                               f"-verify_hostname {name} -verify_return_error -brief 2>&1")
+            out = run_ok(
+                host,
+                f"echo | openssl s_client -connect mol-srv:4433 -servername {name} "
+                f"-verify_hostname {name} -verify_return_error -brief 2>&1",
+            )
             assert "Verification: OK" in out, out
     finally:
         server.run("systemctl stop verify-tls")

@@ -1,0 +1,167 @@
+"""Bad inventory input stops site.yml (and db-promote.yml) before any host is touched.
+
+The hosts of these inventories are containers that do not exist: had a play tried to
+reach one, the run would report UNREACHABLE instead of the preflight's message.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+PASSWORDS = {
+    f"mariadb_{user}_password": "secret"
+    for user in ("app", "readonly", "monitor", "replication", "backup")
+}
+GOOD_VARS = {
+    "ansible_connection": "community.docker.docker_api",
+    "ansible_host": "panda-preflight-test-nowhere",
+    "facility_domain": "test.panda.example",
+    "facility_services": [
+        {
+            "name": "pandaserver",
+            "vip_name": "pandaserver.test.example",
+            "vip_address": "192.0.2.100",
+            "backend_group": "panda_servers",
+        }
+    ],
+    **PASSWORDS,
+}
+
+
+def inventory(
+    tmp_path: Path, vars_: dict, extra_hosts: dict | None = None, db: dict | None = None
+) -> Path:
+    db = db or {}
+    data = {
+        "all": {
+            "vars": {**GOOD_VARS, "certificates_ca_dir": str(tmp_path / "ca"), **vars_},
+            "children": {
+                "panda_servers": {"hosts": {"srv1": None}},
+                "panda_loggers": {"hosts": {"log1": None}},
+                "db_primary": {"hosts": {"db1": db.get("db1")}},
+                "db_replicas": {"hosts": {"db2": db.get("db2"), "db3": db.get("db3")}},
+            },
+            "hosts": extra_hosts or {},
+        }
+    }
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def playbook(inv: Path, name: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["ansible-playbook", "-i", str(inv), f"playbooks/{name}", *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def site(inv: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return playbook(inv, "site.yml", *extra)
+
+
+def assert_stopped_early(proc: subprocess.CompletedProcess[str], *words: str) -> None:
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "UNREACHABLE" not in out and "Gathering Facts" not in out, out
+    for word in words:
+        assert word in out, f"{word!r} not in output:\n{out}"
+
+
+def test_good_inventory_passes_preflight(tmp_path):
+    proc = site(inventory(tmp_path, {}), "--tags", "preflight")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_host_in_no_deployed_group(tmp_path):
+    proc = site(inventory(tmp_path, {}, extra_hosts={"stray": None}))
+    assert_stopped_early(proc, "stray", "preflight_tier_groups")
+
+
+@pytest.mark.parametrize("vip", ["panda_server.test.example", "-x.test.example", "a..b"])
+def test_vip_name_not_a_dns_name(tmp_path, vip):
+    services = [{**GOOD_VARS["facility_services"][0], "vip_name": vip}]
+    proc = site(inventory(tmp_path, {"facility_services": services}))
+    assert_stopped_early(proc, "facility_services[0]", "vip_name", vip)
+
+
+def test_certificate_lifetime_below_a_day(tmp_path):
+    proc = site(inventory(tmp_path, {"certificates_lifetime_days": 0}))
+    assert_stopped_early(proc, "certificates_lifetime_days")
+
+
+def test_missing_ca_path(tmp_path):
+    proc = site(
+        inventory(
+            tmp_path,
+            {
+                "certificates_ca_source": "given",
+                "certificates_ca_cert_path": str(tmp_path / "missing" / "ca.crt"),
+                "certificates_ca_key_path": str(tmp_path / "missing" / "ca.key"),
+            },
+        )
+    )
+    assert_stopped_early(proc, "certificates_ca_cert_path", "missing/ca.crt")
+
+
+def test_unknown_choice_is_named(tmp_path):
+    proc = site(inventory(tmp_path, {"certificates_ca_source": "borrowed"}))
+    assert_stopped_early(proc, "certificates_ca_source")
+
+
+def test_empty_password_is_named(tmp_path):
+    proc = site(inventory(tmp_path, {"mariadb_monitor_password": ""}))
+    assert_stopped_early(proc, "mariadb_monitor_password")
+
+
+def test_replication_user_without_password(tmp_path):
+    proc = site(inventory(tmp_path, {"mariadb_replication_password": None}))
+    assert_stopped_early(proc, "mariadb_replication_password")
+
+
+def test_duplicate_server_ids_from_overrides(tmp_path):
+    db = {"db2": {"mariadb_server_id": 7}, "db3": {"mariadb_server_id": 7}}
+    proc = site(inventory(tmp_path, {}, db=db))
+    assert_stopped_early(proc, "mariadb_server_id", "db2=7, db3=7")
+
+
+def test_two_primaries(tmp_path):
+    inv = inventory(tmp_path, {})
+    data = yaml.safe_load(inv.read_text())
+    data["all"]["children"]["db_primary"]["hosts"]["db9"] = None
+    inv.write_text(yaml.safe_dump(data))
+    assert_stopped_early(site(inv), "mariadb_primary_group", "exactly one host")
+
+
+@pytest.mark.parametrize("target", ["db1", "srv1", "nosuchhost"])
+def test_promotion_of_a_host_that_is_not_a_replica(tmp_path, target):
+    proc = playbook(
+        inventory(tmp_path, {}), "db-promote.yml", "-e", f"mariadb_promote_host={target}"
+    )
+    assert_stopped_early(proc, "mariadb_promote_host", target)
+
+
+def test_production_example_is_valid(tmp_path):
+    vault = tmp_path / "vault.yml"
+    vault.write_text(yaml.safe_dump({f"vault_{name}": "example" for name in PASSWORDS}))
+    proc = site(
+        ROOT / "inventories" / "production-example",
+        "--tags",
+        "preflight",
+        "-e",
+        "certificates_ca_source=generate",
+        "-e",
+        f"certificates_ca_dir={tmp_path}/ca",
+        "-e",
+        f"@{vault}",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

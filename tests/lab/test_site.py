@@ -1,0 +1,79 @@
+"""The README's deploy path: a fresh lab converges, then stays converged.
+
+Run by `make test` (stage lab) after the molecule scenarios; it recreates the lab
+containers, so it is not part of the quick controller-side suite.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+import lab
+from conftest import ROOT
+from sitecheck import SiteRun, run_site
+
+INVENTORY = ROOT / "inventories" / "lab"
+LOGS = ROOT / ".cache" / "lab-test"
+
+
+@pytest.fixture(scope="module")
+def first_run() -> SiteRun:
+    lab.down(INVENTORY)
+    lab.up(INVENTORY)
+    return run_site(INVENTORY, log=LOGS / "first.log")
+
+
+def exec_in(host: str, *cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", "exec", f"lab-{host}", *cmd], capture_output=True, text=True)
+
+
+def test_fresh_lab_converges(first_run):
+    assert first_run.returncode == 0, first_run.output[-4000:]
+    assert len(first_run.recap) == 13
+    assert first_run.total("failed") == 0 and first_run.total("unreachable") == 0
+
+
+def test_second_run_changes_nothing(first_run):
+    second = run_site(INVENTORY, log=LOGS / "second.log")
+    assert second.returncode == 0, second.output[-4000:]
+    assert second.changed_hosts() == {}
+
+
+def test_check_diff_on_converged_lab_changes_nothing(first_run):
+    check = run_site(INVENTORY, "--check", "--diff", log=LOGS / "check.log")
+    assert check.returncode == 0, check.output[-4000:]
+    assert check.changed_hosts() == {}
+
+
+@pytest.mark.parametrize(
+    "host,name,verifies",
+    [
+        ("srv1", "pandaserver.lab.panda.test", True),
+        ("srv1", "pandamon.lab.panda.test", True),
+        ("lb1", "pandaserver.lab.panda.test", True),
+        ("lb2", "pandamon.lab.panda.test", True),
+        ("db1", "db1.lab.panda.test", True),
+        ("db1", "pandaserver.lab.panda.test", False),
+    ],
+)
+def test_lab_certificates_carry_the_vip_names(first_run, host, name, verifies):
+    tls = "/etc/panda-facility/tls"
+    proc = exec_in(
+        host,
+        "openssl",
+        "verify",
+        "-CAfile",
+        f"{tls}/ca.crt",
+        "-verify_hostname",
+        name,
+        f"{tls}/host.crt",
+    )
+    assert (proc.returncode == 0) is verifies, proc.stdout + proc.stderr
+
+
+def test_service_account_on_every_host(first_run):
+    for host in first_run.recap:
+        proc = exec_in(host, "id", "-u", "panda")
+        assert proc.returncode == 0 and proc.stdout.strip() != "0", host

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import pytest
+
+from conftest import load_plugin
+
+facility = load_plugin("filter", "facility")
+
+SERVICES = [
+    {
+        "name": "pandaserver",
+        "vip_name": "PandaServer.example.org",
+        "backend_group": "panda_servers",
+    },
+    {
+        "name": "pandamon",
+        "vip_name": "pandamon.example.org",
+        "vip_aliases": ["panda.example.org"],
+        "backend_group": "panda_monitors",
+    },
+]
+GROUPS = {
+    "panda_servers": ["srv1", "srv2"],
+    "panda_monitors": ["srv2"],
+    "loadbalancers": ["lb1"],
+    "panda_loggers": ["log1"],
+}
+
+
+@pytest.mark.parametrize(
+    "name,domain,expected",
+    [
+        ("srv1", "example.org", "srv1.example.org"),
+        ("srv1.other.org", "example.org", "srv1.other.org"),
+        ("srv1", "", "srv1"),
+    ],
+)
+def test_host_fqdn(name, domain, expected):
+    assert facility.host_fqdn(name, domain) == expected
+
+
+def test_backend_gets_only_its_services_vip_names():
+    assert facility.vip_names(SERVICES, "srv1", GROUPS) == ["pandaserver.example.org"]
+    assert facility.vip_names(SERVICES, "srv2", GROUPS) == [
+        "panda.example.org",
+        "pandamon.example.org",
+        "pandaserver.example.org",
+    ]
+
+
+def test_load_balancer_gets_every_vip_name():
+    assert len(facility.vip_names(SERVICES, "lb1", GROUPS)) == 3
+
+
+def test_host_behind_no_vip_gets_none():
+    assert facility.vip_names(SERVICES, "log1", GROUPS) == []
+    assert facility.vip_names([], "srv1", GROUPS) == []
+
+
+def test_sans_hold_names_and_addresses_without_loopback():
+    sans = facility.host_sans(
+        "srv1.example.org",
+        ["10.0.0.5", "127.0.0.1", "::1", "fe80::1%eth0", "2001:db8::5"],
+        ["pandaserver.example.org"],
+    )
+    assert sans == [
+        "DNS:pandaserver.example.org",
+        "DNS:srv1",
+        "DNS:srv1.example.org",
+        "IP:10.0.0.5",
+        "IP:2001:db8::5",
+    ]
+
+
+def test_sans_are_deduplicated_and_stable():
+    one = facility.host_sans("a.b.c", ["10.0.0.2", "10.0.0.10"], ["x.b.c", "X.B.C"])
+    two = facility.host_sans("A.b.c", ["10.0.0.10", "10.0.0.2"], ["x.b.c"])
+    assert one == two
+    assert one.index("IP:10.0.0.2") < one.index("IP:10.0.0.10")
+
+
+def test_server_id_is_stable_and_in_range():
+    ids = {facility.server_id(f"db{i}.example.org") for i in range(500)}
+    assert len(ids) == 500
+    assert all(1 <= i <= 2**32 - 1 for i in ids)
+    assert facility.server_id("DB1.example.org") == facility.server_id("db1.example.org")
+
+
+def test_server_ids_honour_overrides():
+    hostvars = {"db1": {}, "db2": {"mariadb_server_id": 7}, "db3": {"mariadb_server_id": None}}
+    pairs = facility.server_ids(["db1", "db2", "db3"], hostvars)
+    assert pairs == [
+        f"db1={facility.server_id('db1')}",
+        "db2=7",
+        f"db3={facility.server_id('db3')}",
+    ]

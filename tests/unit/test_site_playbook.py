@@ -1,0 +1,40 @@
+"""site.yml and the inventories agree with the groups preflight knows."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from conftest import ROOT
+
+TIER_GROUPS = yaml.safe_load((ROOT / "roles/preflight/defaults/main.yml").read_text())[
+    "preflight_tier_groups"
+]
+
+
+def plays():
+    return yaml.safe_load((ROOT / "playbooks/site.yml").read_text())
+
+
+def test_every_play_targets_known_groups():
+    for play in plays():
+        for group in re.split(r"[:,&!]+", play["hosts"]):
+            assert group in ("all", "") or group in TIER_GROUPS, (play["name"], group)
+
+
+def test_preflight_comes_first_and_touches_nothing():
+    first = plays()[0]
+    assert first["gather_facts"] is False and first["any_errors_fatal"] is True
+    assert "always" in first["tags"]
+
+
+def test_every_play_but_preflight_has_a_tag():
+    for play in plays()[1:]:
+        assert play.get("tags"), play["name"]
+
+
+def test_lab_inventory_has_every_tier_group():
+    hosts = (ROOT / "inventories/lab/hosts.yml").read_text()
+    for group in TIER_GROUPS:
+        assert re.search(rf"^\s+{group}:$", hosts, re.MULTILINE), group
