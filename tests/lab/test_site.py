@@ -77,3 +77,30 @@ def test_service_account_on_every_host(first_run):
     for host in first_run.recap:
         proc = exec_in(host, "id", "-u", "panda")
         assert proc.returncode == 0 and proc.stdout.strip() != "0", host
+
+
+def test_lab_database_replicates_and_guards(first_run):
+    token = f"lab-{first_run.seconds:.3f}"
+    create = "CREATE TABLE IF NOT EXISTS panda.lab_check (t VARCHAR(32) PRIMARY KEY)"
+    assert exec_in("db1", "mariadb", "-e", create).returncode == 0
+    insert = exec_in(
+        "db1",
+        "mariadb",
+        "-N",
+        "-e",
+        f"INSERT IGNORE INTO panda.lab_check VALUES ('{token}'); SELECT @@gtid_binlog_pos",
+    )
+    assert insert.returncode == 0, insert.stderr
+    waited = exec_in(
+        "db2",
+        "mariadb",
+        "-N",
+        "-e",
+        f"SELECT MASTER_GTID_WAIT('{insert.stdout.strip()}', 30), @@read_only",
+    )
+    assert waited.stdout.split() == ["0", "1"], waited.stdout + waited.stderr
+    for host in ("db1", "db2"):
+        guard = exec_in(host, "systemctl", "is-active", "panda-db-guard")
+        assert guard.stdout.strip() == "active", host
+    timer = exec_in("db2", "systemctl", "is-active", "panda-db-backup.timer")
+    assert timer.stdout.strip() == "active"
