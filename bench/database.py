@@ -19,6 +19,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -37,6 +38,50 @@ def secret(name: str) -> str:
     return (SECRETS / name).read_text().split()[0]
 
 
+TLS_DIR = Path(tempfile.mkdtemp(prefix="panda-bench-tls-"))
+
+
+def client_tls() -> None:
+    """sysbench 1.0 reads client-key.pem, client-cert.pem and cacert.pem from its working
+    directory: the lab CA, and a client certificate that CA signs for the benchmark."""
+    ca = ROOT / ".lab" / "ca"
+    (TLS_DIR / "cacert.pem").write_bytes((ca / "ca.crt").read_bytes())
+    key, csr, crt = (TLS_DIR / n for n in ("client-key.pem", "client.csr", "client-cert.pem"))
+    for cmd in (
+        [
+            "openssl",
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-subj",
+            "/CN=panda-bench",
+            "-out",
+            str(csr),
+        ],
+        [
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(ca / "ca.crt"),
+            "-CAkey",
+            str(ca / "ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-out",
+            str(crt),
+        ],
+    ):
+        subprocess.run(cmd, check=True, capture_output=True, cwd=TLS_DIR)
+
+
 def sysbench(test: str, host: str, user: str, password: str, *args: str) -> str:
     cmd = [
         "sysbench",
@@ -51,7 +96,7 @@ def sysbench(test: str, host: str, user: str, password: str, *args: str) -> str:
         f"--table-size={TABLE_SIZE}",
         *args,
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=TLS_DIR)
     if proc.returncode != 0:
         raise SystemExit(f"sysbench {test} on {host} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc.stdout
@@ -112,6 +157,7 @@ def main() -> int:
         print(converge.output[-3000:])
         return 1
 
+    client_tls()
     app, ro = secret("mariadb_app"), secret("mariadb_readonly")
     sysbench("oltp_read_only", PRIMARY[1], "panda_rw", app, "cleanup")
     sysbench("oltp_read_only", PRIMARY[1], "panda_rw", app, f"--threads={TABLES}", "prepare")
@@ -146,7 +192,11 @@ def main() -> int:
         f"  replication lag over {len(lags)} heartbeats (upper bound): "
         f"p50 {statistics.median(lags):.0f} ms, max {max(lags):.0f} ms"
     )
-    status = sql(REPLICA[0], "SHOW REPLICA STATUS\\G")
+    status = subprocess.run(
+        ["docker", "exec", f"lab-{REPLICA[0]}", "mariadb", "-e", "SHOW REPLICA STATUS\\G"],
+        capture_output=True,
+        text=True,
+    ).stdout
     behind = re.search(r"Seconds_Behind_Master: (\S+)", status)
     print(f"  Seconds_Behind_Master after the load: {behind.group(1) if behind else 'n/a'}")
     return 0
