@@ -19,6 +19,11 @@ description:
   - C(host_sans) gives the SubjectAltName list for a host certificate.
   - C(server_id) gives a stable MariaDB server_id from a host name.
   - C(server_ids) gives C(host=id) for hosts, honouring C(mariadb_server_id) overrides.
+  - C(host_address) gives the address other hosts use to reach a host.
+  - C(unaddressed) keeps the hosts whose address is not known yet.
+  - C(ipv4_network) gives the network (CIDR) of an address and netmask.
+  - C(lb_services) completes each service entry with the load balancer defaults.
+  - C(vrrp_priorities) gives each load balancer's priority in a VRRP group.
 """
 
 
@@ -80,6 +85,65 @@ def server_ids(hosts: Iterable[str], hostvars: Mapping) -> list[str]:
     return pairs
 
 
+def host_address(host: str, hostvars: Mapping) -> str:
+    """The address peers use for a host: ``facility_address`` when the inventory gives
+    one, else the IPv4 address of the host's default route (its facts)."""
+    hv = hostvars[host]
+    given = hv.get("facility_address")
+    if given:
+        return str(given)
+    facts = hv.get("ansible_facts", {}).get("default_ipv4", {})
+    if facts.get("address"):
+        return str(facts["address"])
+    raise ValueError(
+        f"no address known for host {host}: set facility_address for it in the "
+        "inventory, or let the play gather its facts"
+    )
+
+
+def unaddressed(hosts: Iterable[str], hostvars: Mapping) -> list[str]:
+    """The hosts C(host_address) cannot answer for yet: their facts must be gathered."""
+    missing = []
+    for host in dict.fromkeys(hosts):
+        try:
+            host_address(host, hostvars)
+        except ValueError:
+            missing.append(host)
+    return missing
+
+
+def ipv4_network(address: str, netmask: str) -> str:
+    """The CIDR network an interface address belongs to, e.g. 10.1.2.0/24."""
+    return str(ipaddress.ip_network(f"{address}/{netmask}", strict=False))
+
+
+def lb_services(services: Iterable[Mapping], defaults: Mapping) -> list[dict]:
+    """Each service entry with the load balancer's defaults filled in: the templates and
+    the checks then read one complete shape instead of repeating every default."""
+    done = []
+    for service in services:
+        entry = {**defaults, **service}
+        if "backend_port" not in service:
+            entry["backend_port"] = entry.get("port")
+        if "backend_tls" not in service:
+            entry["backend_tls"] = entry.get("tls") != "none"
+        if entry.get("tls") == "passthrough" and "mode" not in service:
+            entry["mode"] = "tcp"
+        done.append(entry)
+    return done
+
+
+def vrrp_priorities(group: Mapping, hosts: Iterable[str]) -> dict[str, int]:
+    """Each load balancer's priority in a VRRP group: the inventory's value, else one
+    from the host's place in the load balancer group (200, 190, ...), so that a group
+    without explicit priorities still has a single, predictable holder."""
+    given = group.get("priorities") or {}
+    return {
+        host: int(given[host]) if host in given else 200 - 10 * index
+        for index, host in enumerate(hosts)
+    }
+
+
 class FilterModule:
     """panda.facility filters."""
 
@@ -90,4 +154,9 @@ class FilterModule:
             "host_sans": host_sans,
             "server_id": server_id,
             "server_ids": server_ids,
+            "host_address": host_address,
+            "unaddressed": unaddressed,
+            "ipv4_network": ipv4_network,
+            "lb_services": lb_services,
+            "vrrp_priorities": vrrp_priorities,
         }

@@ -11,6 +11,7 @@ short_description: Validity tests for names and addresses in the inventory
 description:
   - C(dns_name) is true for a valid DNS host name (RFC 1123 labels, at most 253 chars).
   - C(ip_address) is true for an IPv4 or IPv6 address.
+  - C(in_network) is true for an address inside a CIDR network.
 """
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.IGNORECASE)
@@ -32,8 +33,17 @@ def ip_address(value: object) -> bool:
     return True
 
 
+def in_network(value: object, network: str) -> bool:
+    """True when the address lies inside the CIDR network (a VIP must, to be announced
+    on that network's interface)."""
+    try:
+        return ipaddress.ip_address(str(value)) in ipaddress.ip_network(str(network), strict=False)
+    except ValueError:
+        return False
+
+
 class TestModule:
     """panda.facility tests."""
 
     def tests(self) -> dict:
-        return {"dns_name": dns_name, "ip_address": ip_address}
+        return {"dns_name": dns_name, "ip_address": ip_address, "in_network": in_network}

@@ -152,7 +152,8 @@ def test_promotion_of_a_host_that_is_not_a_replica(tmp_path, target):
 
 def test_production_example_is_valid(tmp_path):
     vault = tmp_path / "vault.yml"
-    vault.write_text(yaml.safe_dump({f"vault_{name}": "example" for name in PASSWORDS}))
+    secrets = [*PASSWORDS, "loadbalancer_stats_password"]
+    vault.write_text(yaml.safe_dump({f"vault_{name}": "example" for name in secrets}))
     proc = site(
         ROOT / "inventories" / "production-example",
         "--tags",
@@ -163,5 +164,79 @@ def test_production_example_is_valid(tmp_path):
         f"certificates_ca_dir={tmp_path}/ca",
         "-e",
         f"@{vault}",
+        # Its hosts do not exist: skip reading the load balancers' interfaces.
+        "--skip-tags",
+        "loadbalancer_facts",
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# Load balancers: the hosts are this controller (connection local), their VRRP interface
+# is loopback, so the VIPs of a good inventory lie in 127.0.0.0/8.
+LB_SERVICE = {
+    "name": "pandaserver",
+    "vip_name": "pandaserver.test.example",
+    "vip_address": "127.0.0.100",
+    "backend_group": "panda_servers",
+    "port": 25443,
+}
+
+
+def lb_inventory(tmp_path: Path, services: list[dict] | None = None, **vars_) -> Path:
+    inv = inventory(tmp_path, {"facility_services": services or [LB_SERVICE]})
+    data = yaml.safe_load(inv.read_text())
+    lb = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+        "loadbalancer_vrrp_interface": "lo",
+    }
+    data["all"]["children"]["loadbalancers"] = {
+        "hosts": {"lb1": lb, "lb2": lb},
+        "vars": {"loadbalancer_stats_password": "secret", **vars_},
+    }
+    inv.write_text(yaml.safe_dump(data))
+    return inv
+
+
+def test_good_load_balancers_pass_preflight(tmp_path):
+    proc = site(lb_inventory(tmp_path), "--tags", "preflight")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_service_without_backends(tmp_path):
+    services = [{**LB_SERVICE, "backend_group": "panda_monitors"}]
+    proc = site(lb_inventory(tmp_path, services))
+    assert_stopped_early(
+        proc, "facility_services[0]", "backend_group", "'panda_monitors' with 0 hosts"
+    )
+
+
+def test_two_services_on_one_vip_and_port(tmp_path):
+    services = [LB_SERVICE, {**LB_SERVICE, "name": "pandamon", "vip_name": "pandamon.test.example"}]
+    proc = site(lb_inventory(tmp_path, services))
+    assert_stopped_early(proc, "vip_address:port", "127.0.0.100:25443")
+
+
+def test_vip_outside_the_subnet(tmp_path):
+    proc = site(lb_inventory(tmp_path, [{**LB_SERVICE, "vip_address": "198.51.100.7"}]))
+    assert_stopped_early(proc, "vip_address", "198.51.100.7", "127.0.0.0/8")
+
+
+def test_two_load_balancers_with_one_priority(tmp_path):
+    groups = [{"name": "facility", "virtual_router_id": 51, "priorities": {"lb1": 100, "lb2": 100}}]
+    proc = site(lb_inventory(tmp_path, loadbalancer_vrrp_groups=groups))
+    assert_stopped_early(
+        proc, "loadbalancer_vrrp_groups[0]", "priorities", "'lb1': 100, 'lb2': 100"
+    )
+
+
+def test_stats_password_missing(tmp_path):
+    proc = site(lb_inventory(tmp_path, loadbalancer_stats_password=""))
+    assert_stopped_early(proc, "loadbalancer_stats_password")
+
+
+def test_rolling_update_of_an_unknown_service(tmp_path):
+    proc = playbook(
+        lb_inventory(tmp_path), "rolling-update.yml", "-e", "rolling_update_service=nope"
+    )
+    assert_stopped_early(proc, "rolling_update_service", "nope")

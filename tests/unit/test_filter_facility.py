@@ -94,3 +94,55 @@ def test_server_ids_honour_overrides():
         "db2=7",
         f"db3={facility.server_id('db3')}",
     ]
+
+
+HOSTVARS = {
+    "given": {
+        "facility_address": "10.0.0.5",
+        "ansible_facts": {"default_ipv4": {"address": "10.9.9.9"}},
+    },
+    "facts": {"ansible_facts": {"default_ipv4": {"address": "10.0.0.6"}}},
+    "unknown": {},
+}
+
+
+def test_host_address_prefers_the_inventory_then_facts():
+    assert facility.host_address("given", HOSTVARS) == "10.0.0.5"
+    assert facility.host_address("facts", HOSTVARS) == "10.0.0.6"
+    with pytest.raises(ValueError, match="facility_address"):
+        facility.host_address("unknown", HOSTVARS)
+
+
+def test_unaddressed_lists_each_unknown_host_once():
+    assert facility.unaddressed(["given", "unknown", "facts", "unknown"], HOSTVARS) == ["unknown"]
+
+
+def test_ipv4_network():
+    assert facility.ipv4_network("172.28.10.11", "255.255.255.0") == "172.28.10.0/24"
+    assert facility.ipv4_network("127.0.0.1", "255.0.0.0") == "127.0.0.0/8"
+
+
+def test_lb_services_fill_defaults_without_overriding():
+    defaults = {"port": 443, "mode": "http", "tls": "terminate", "balance": "roundrobin"}
+    plain, passthrough, clear = facility.lb_services(
+        [
+            {"name": "a", "port": 25443},
+            {"name": "b", "tls": "passthrough", "backend_port": 8443},
+            {"name": "c", "tls": "none", "balance": "leastconn"},
+        ],
+        defaults,
+    )
+    assert plain["backend_port"] == 25443 and plain["backend_tls"] and plain["mode"] == "http"
+    assert passthrough["mode"] == "tcp" and passthrough["backend_port"] == 8443
+    assert clear["backend_tls"] is False and clear["balance"] == "leastconn"
+    assert defaults == {"port": 443, "mode": "http", "tls": "terminate", "balance": "roundrobin"}
+
+
+def test_vrrp_priorities_from_inventory_else_from_order():
+    hosts = ["lb1", "lb2", "lb3"]
+    assert facility.vrrp_priorities({"priorities": {"lb2": 250}}, hosts) == {
+        "lb1": 200,
+        "lb2": 250,
+        "lb3": 180,
+    }
+    assert facility.vrrp_priorities({}, hosts) == {"lb1": 200, "lb2": 190, "lb3": 180}

@@ -44,3 +44,10 @@ def test_invalid_dns_names(name):
 def test_ip_address():
     assert facility.ip_address("192.0.2.1") and facility.ip_address("2001:db8::1")
     assert not facility.ip_address("192.0.2.300") and not facility.ip_address("pandaserver")
+
+
+def test_in_network():
+    assert facility.in_network("172.28.10.100", "172.28.10.0/24")
+    assert not facility.in_network("172.28.11.100", "172.28.10.0/24")
+    assert not facility.in_network("172.28.10.100", "")
+    assert not facility.in_network("not-an-ip", "172.28.10.0/24")

@@ -1,0 +1,34 @@
+"""A stand-in for a PanDA server behind the load balancer (until the real one exists).
+
+/server/panda/isAlive answers like the server; /work answers 503 while the busy flag
+file exists (an overloaded backend); /whoami shows what the load balancer told it.
+"""
+
+import json
+import os
+import socket
+
+BUSY_FLAG = "/var/lib/testapp/busy"
+HOST = socket.gethostname()
+
+
+def application(environ, start_response):
+    path = environ.get("PATH_INFO", "/")
+    status, body, ctype = "200 OK", f"ok {HOST}\n", "text/plain"
+    if path == "/server/panda/isAlive":
+        body = "alive=yes"
+    elif path == "/work" and os.path.exists(BUSY_FLAG):
+        status, body = "503 Service Unavailable", "busy\n"
+    elif path == "/whoami":
+        ctype = "application/json"
+        body = json.dumps(
+            {
+                "host": HOST,
+                "remote_addr": environ.get("REMOTE_ADDR"),
+                "dn": environ.get("HTTP_X_SSL_CLIENT_S_DN"),
+                "verify": environ.get("HTTP_X_SSL_CLIENT_VERIFY"),
+            }
+        )
+    data = body.encode()
+    start_response(status, [("Content-Type", ctype), ("Content-Length", str(len(data)))])
+    return [data]
