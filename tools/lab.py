@@ -348,9 +348,10 @@ def lab_topology(hostvars: dict[str, dict]) -> tuple[LabNetwork, list[LabHost]]:
         network = network or LabNetwork(net["name"], net["subnet"])
         domain = hv.get("facility_domain", "")
         aliases = tuple(sorted({name, f"{name}.{domain}" if domain else name}))
-        hosts.append(
-            LabHost(f"{net.get('container_prefix', '')}{name}", name, hv["lab_address"], aliases)
-        )
+        # The container is what Ansible connects to: the host's ansible_host, else the
+        # network's prefix and the inventory name.
+        container = hv.get("ansible_host") or f"{net.get('container_prefix', '')}{name}"
+        hosts.append(LabHost(container, name, hv["lab_address"], aliases))
     if network is None:
         raise SystemExit("lab: the inventory has no host with lab_address")
     return network, hosts

@@ -41,6 +41,14 @@ def test_second_run_changes_nothing(first_run):
     assert second.changed_hosts() == {}
 
 
+def test_limited_run_agrees_with_the_full_one(first_run):
+    """Under --limit, roles learn the addresses of hosts outside the run by delegated
+    fact gathering; they must come to the same configuration."""
+    limited = run_site(INVENTORY, "--limit", "loadbalancers", log=LOGS / "limited.log")
+    assert limited.returncode == 0, limited.output[-4000:]
+    assert limited.changed_hosts() == {}
+
+
 def test_check_diff_on_converged_lab_changes_nothing(first_run):
     check = run_site(INVENTORY, "--check", "--diff", log=LOGS / "check.log")
     assert check.returncode == 0, check.output[-4000:]
@@ -104,3 +112,21 @@ def test_lab_database_replicates_and_guards(first_run):
         assert guard.stdout.strip() == "active", host
     timer = exec_in("db2", "systemctl", "is-active", "panda-db-backup.timer")
     assert timer.stdout.strip() == "active"
+
+
+def test_lab_vips_are_held_by_lb1_alone(first_run):
+    for lb, holds in (("lb1", True), ("lb2", False)):
+        addrs = exec_in(lb, "ip", "-4", "-o", "addr", "show", "dev", "eth0").stdout
+        for vip in ("172.28.10.100", "172.28.10.101"):
+            assert (f" {vip}/" in addrs) is holds, (lb, addrs)
+        for unit in ("haproxy", "keepalived"):
+            assert exec_in(lb, "systemctl", "is-active", unit).stdout.strip() == "active"
+
+
+def test_lab_stats_page_lists_each_service(first_run):
+    password = (ROOT / ".lab" / "secrets" / "haproxy_stats").read_text().split()[0]
+    proc = exec_in(
+        "lb1", "curl", "-fsS", "-u", f"admin:{password}", "http://172.28.10.11:8404/;csv"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "pandaserver,BACKEND" in proc.stdout and "pandamon,BACKEND" in proc.stdout

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 import lab
+from conftest import ROOT
 
 DEB822 = """\
 Types: deb
@@ -66,6 +67,22 @@ def test_topology_from_hostvars():
     assert hosts == [
         lab.LabHost("lab-srv1", "srv1", "172.28.10.21", ("srv1", "srv1.lab.panda.test"))
     ]
+
+
+def test_topology_takes_the_container_from_ansible_host():
+    net = {"name": "panda-lab", "subnet": "172.28.10.0/24", "container_prefix": "lab-"}
+    hostvars = {"lb1": {"lab_address": "172.28.10.11", "lab_network": net, "ansible_host": "x-lb1"}}
+    _, hosts = lab.lab_topology(hostvars)
+    assert [h.name for h in hosts] == ["x-lb1"]
+
+
+def test_lab_inventory_names_each_container_literally():
+    """A templated ansible_host ("lab-{{ inventory_hostname }}") names the *delegating*
+    host's container in a delegated task: the lab writes each one out."""
+    _, hosts = lab.read_inventory(ROOT / "inventories" / "lab")
+    assert len(hosts) == 13
+    for host in hosts:
+        assert host.name == f"lab-{host.hostname}", host
 
 
 def test_topology_needs_a_network():

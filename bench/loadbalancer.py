@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Benchmark of the load balancer tier: the cost of the VIP, the failover gap, and the
+requests lost during each fault, in one run.
+
+Uses the molecule scenario `loadbalancer` (two load balancers, three Apache/mod_wsgi
+backends on a docker network of its own):
+  1. creates and converges it;
+  2. sends the same load (tools/loadgen.py, keep-alive, TLS verified) straight to one
+     backend and through the VIP, and prints requests/s, p50/p99 and the ratio;
+  3. runs the scenario's side effect - a stopped backend, a backend answering 503, the
+     VIP holder's container killed, a rolling update - each under 2000+ requests from
+     20 clients, and prints the failed requests of each and the failover gap;
+  4. destroys the scenario (unless --keep).
+Prints figures only; exits non-zero when a step fails, never on a figure.
+
+    .venv/bin/python bench/loadbalancer.py [--requests 4000] [--concurrency 20] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+
+import lab
+import loadgen
+from sitecheck import ROOT
+
+SCENARIO = "loadbalancer"
+RESULTS = ROOT / ".cache" / "loadbalancer"
+VIP, VIP_NAME, PORT = "172.28.40.100", "pandaserver.mol.panda.test", 25443
+BACKEND, BACKEND_NAME = "172.28.40.21", "mol-be1.mol.panda.test"
+FAULTS = [
+    ("fault_stop_backend", "a backend stopped"),
+    ("fault_busy_backend", "a backend answering 503"),
+    ("fault_kill_holder", "the VIP holder killed"),
+    ("fault_rolling_update", "a rolling update"),
+]
+
+
+def molecule(*args: str) -> None:
+    subprocess.run(["molecule", *args, "-s", SCENARIO], cwd=ROOT, check=True)
+
+
+def ephemeral_ca() -> str:
+    """The scenario's CA, in molecule's ephemeral directory for this scenario."""
+    tmp = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", Path.home() / ".ansible" / "tmp"))
+    found = sorted(tmp.glob(f"molecule.*.{SCENARIO}/ca/ca.crt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        sys.exit(f"no CA of the {SCENARIO} scenario under {tmp}: did converge run?")
+    return str(found[-1])
+
+
+def measure(url: str, name: str, ca: str, requests: int, concurrency: int) -> dict:
+    config = loadgen.Config(
+        url,
+        requests=requests,
+        concurrency=concurrency,
+        timeout=5,
+        deadline=300,
+        cafile=ca,
+        server_name=name,
+    )
+    loadgen.run(
+        loadgen.Config(url, requests=200, concurrency=concurrency, cafile=ca, server_name=name)
+    )
+    return loadgen.run(config)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--keep", action="store_true", help="leave the scenario up")
+    args = parser.parse_args()
+
+    lab.ensure_docker()
+    lab.ensure_images()
+    molecule("destroy")
+    molecule("create")
+    molecule("converge")
+    try:
+        ca = ephemeral_ca()
+        direct = measure(
+            f"https://{BACKEND}:{PORT}/work", BACKEND_NAME, ca, args.requests, args.concurrency
+        )
+        via = measure(f"https://{VIP}:{PORT}/work", VIP_NAME, ca, args.requests, args.concurrency)
+        for stale in RESULTS.glob("fault_*.json"):
+            stale.unlink()
+        molecule("side-effect")
+        faults = {name: json.loads((RESULTS / f"{name}.json").read_text()) for name, _ in FAULTS}
+    finally:
+        if not args.keep:
+            molecule("destroy")
+
+    print(
+        f"\nLoad balancer tier ({args.requests} requests, "
+        f"{args.concurrency} keep-alive clients, TLS)"
+    )
+    print(f"{'path':<28}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'failed':>8}")
+    for label, r in (("straight to one backend", direct), ("through the VIP (3 backends)", via)):
+        print(
+            f"{label:<28}{r['rps']:>9}{r['latency_p50_ms']:>9}{r['latency_p99_ms']:>9}{r['failed']:>8}"
+        )
+    print(f"ratio VIP / direct, req/s: {via['rps'] / direct['rps']:.2f} (aim >= 0.9)")
+    print(f"p99 added by the VIP: {via['latency_p99_ms'] - direct['latency_p99_ms']:.2f} ms")
+    print("\nFaults under load (20 clients through the VIP)")
+    for name, label in FAULTS:
+        r = faults[name]
+        print(
+            f"  {label:<26} {r['failed']:>4} failed of {r['requests']}, longest gap {r['gap_s']} s"
+        )
+    print(
+        "failover gap after a hard kill of the VIP holder: "
+        f"{faults['fault_kill_holder']['gap_s']} s (aim < 3 s; clients time out after 1 s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
