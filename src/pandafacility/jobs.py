@@ -1,0 +1,255 @@
+"""Jobs in the database: submission, atomic dispatch to pilots, state changes, and the
+reaper for jobs whose pilot went silent. The web layers (legacy form protocol and the
+JSON API) translate requests into these calls; every rule about job states is here.
+
+States: defined -> activated -> sent -> starting -> running -> finished | failed |
+cancelled. A pilot may report a later state directly (sent -> running), repeat the
+current one (a heartbeat), or end a job; nothing leaves a final state.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+STATES = ("defined", "activated", "sent", "starting", "running", "finished", "failed", "cancelled")
+FINAL = frozenset({"finished", "failed", "cancelled"})
+ACTIVE = frozenset({"sent", "starting", "running"})
+_ORDER = {state: index for index, state in enumerate(STATES)}
+
+
+def can_move(old: str, new: str) -> bool:
+    """Whether a job in state ``old`` may be put in state ``new``.
+
+    Forward moves along the chain are allowed, so a pilot that skips "starting" is
+    fine; a job being dispatched or run may also go back to "activated" (the reaper
+    does that when its pilot is lost) or be cancelled; repeating the current state is
+    a heartbeat. Final states are final.
+    """
+    if old not in _ORDER or new not in _ORDER or old in FINAL:
+        return False
+    if new == old:
+        return old in ACTIVE
+    if new == "cancelled":
+        return True
+    if new == "activated":
+        return old in ACTIVE or old == "defined"
+    return _ORDER[new] > _ORDER[old] and new != "defined"
+
+
+class JobError(ValueError):
+    """A request about jobs that cannot be honoured (unknown job, bad state...)."""
+
+
+@dataclass(frozen=True)
+class NewJob:
+    job_name: str
+    computing_site: str
+    transformation: str = ""
+    job_parameters: str = ""
+    prod_source_label: str = "managed"
+    current_priority: int = 1000
+    job_definition_id: int = 0
+    vo: str = "atlas"
+    max_attempt: int = 3
+    core_count: int | None = None
+    max_walltime: int | None = None
+    spec: dict[str, Any] = field(default_factory=dict)
+
+
+def _log_states(cur: Any, ids: list[int], state: str) -> None:
+    if ids:
+        cur.executemany(
+            "INSERT INTO job_states (panda_id, job_status, computing_site, changed_at)"
+            " SELECT panda_id, job_status, computing_site, UTC_TIMESTAMP(6) FROM jobs"
+            " WHERE panda_id = %s AND job_status = %s",
+            [(i, state) for i in ids],
+        )
+
+
+def submit(conn: Any, jobs: list[NewJob], owner_dn: str) -> list[int]:
+    """Store new jobs, ready for dispatch (nothing here waits for input data), and
+    return their PandaIDs in order. All or nothing."""
+    ids = []
+    with conn.cursor() as cur:
+        for job in jobs:
+            cur.execute(
+                "INSERT INTO jobs (job_definition_id, job_name, prod_source_label,"
+                " transformation, job_parameters, computing_site, current_priority,"
+                " job_status, owner_dn, vo, max_attempt, core_count, max_walltime,"
+                " creation_time, modification_time, state_changed_time, spec)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, 'activated', %s, %s, %s, %s, %s,"
+                " UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), %s)",
+                (
+                    job.job_definition_id,
+                    job.job_name,
+                    job.prod_source_label,
+                    job.transformation,
+                    job.job_parameters,
+                    job.computing_site,
+                    job.current_priority,
+                    owner_dn,
+                    job.vo,
+                    job.max_attempt,
+                    job.core_count,
+                    job.max_walltime,
+                    json.dumps(job.spec),
+                ),
+            )
+            ids.append(cur.lastrowid)
+        _log_states(cur, ids, "activated")
+    conn.commit()
+    return ids
+
+
+def acquire(conn: Any, site: str, n_jobs: int, pilot_id: str = "", node: str = "") -> list[dict]:
+    """Hand up to ``n_jobs`` activated jobs of one queue to a pilot: highest priority
+    first, then oldest. Rows locked by another server's concurrent acquire are skipped,
+    not waited for, so two pilots never receive the same job and neither blocks."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT panda_id FROM jobs WHERE computing_site = %s AND job_status = 'activated'"
+            " ORDER BY current_priority DESC, panda_id ASC LIMIT %s FOR UPDATE SKIP LOCKED",
+            (site, max(1, n_jobs)),
+        )
+        ids = [row["panda_id"] for row in cur.fetchall()]
+        if not ids:
+            conn.rollback()
+            return []
+        marks = ", ".join(["%s"] * len(ids))
+        cur.execute(
+            "UPDATE jobs SET job_status = 'sent', modification_time = UTC_TIMESTAMP(6),"
+            " state_changed_time = UTC_TIMESTAMP(6), heartbeat_time = UTC_TIMESTAMP(6),"
+            f" pilot_id = %s, node = %s WHERE panda_id IN ({marks})",
+            (pilot_id[:255], node[:255], *ids),
+        )
+        _log_states(cur, ids, "sent")
+        cur.execute(
+            f"SELECT * FROM jobs WHERE panda_id IN ({marks})"
+            " ORDER BY current_priority DESC, panda_id ASC",
+            ids,
+        )
+        jobs = list(cur.fetchall())
+    conn.commit()
+    return jobs
+
+
+UPDATABLE = (
+    "node",
+    "start_time",
+    "end_time",
+    "trans_exit_code",
+    "pilot_error_code",
+    "pilot_error_diag",
+    "exe_error_code",
+    "exe_error_diag",
+    "core_count",
+)
+
+
+def update(conn: Any, panda_id: int, state: str, values: dict[str, Any] | None = None) -> dict:
+    """Record a pilot's report on a job: a heartbeat, a new state, or the end. Returns
+    the job afterwards. Raises JobError for an unknown job or a move can_move refuses."""
+    values = {k: v for k, v in (values or {}).items() if k in UPDATABLE}
+    with conn.cursor() as cur:
+        cur.execute("SELECT job_status FROM jobs WHERE panda_id = %s FOR UPDATE", (panda_id,))
+        row = cur.fetchone()
+        if row is None:
+            conn.rollback()
+            raise JobError(f"unknown job {panda_id}")
+        old = row["job_status"]
+        if not can_move(old, state):
+            conn.rollback()
+            raise JobError(f"job {panda_id} is {old}: cannot become {state}")
+        sets = ["job_status = %s", "modification_time = UTC_TIMESTAMP(6)"]
+        args: list[Any] = [state]
+        if state in ACTIVE:
+            sets.append("heartbeat_time = UTC_TIMESTAMP(6)")
+        if state != old:
+            sets.append("state_changed_time = UTC_TIMESTAMP(6)")
+        for key, value in values.items():
+            sets.append(f"{key} = %s")
+            args.append(value)
+        cur.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE panda_id = %s", (*args, panda_id))
+        if state != old:
+            _log_states(cur, [panda_id], state)
+        cur.execute("SELECT * FROM jobs WHERE panda_id = %s", (panda_id,))
+        job = cur.fetchone()
+    conn.commit()
+    return job
+
+
+def reap(conn: Any, silent_seconds: int) -> dict[str, list[int]]:
+    """Jobs whose pilot has not reported for ``silent_seconds``: back to activated for
+    another attempt while attempts remain, else failed. Returns the ids of each."""
+    outcome: dict[str, list[int]] = {"activated": [], "failed": []}
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT panda_id, attempt_nr, max_attempt FROM jobs"
+            " WHERE job_status IN ('sent', 'starting', 'running')"
+            " AND heartbeat_time < UTC_TIMESTAMP(6) - INTERVAL %s SECOND"
+            " FOR UPDATE SKIP LOCKED",
+            (silent_seconds,),
+        )
+        for row in cur.fetchall():
+            if row["attempt_nr"] < row["max_attempt"]:
+                cur.execute(
+                    "UPDATE jobs SET job_status = 'activated', attempt_nr = attempt_nr + 1,"
+                    " pilot_id = NULL, node = NULL, heartbeat_time = NULL,"
+                    " modification_time = UTC_TIMESTAMP(6), state_changed_time = UTC_TIMESTAMP(6)"
+                    " WHERE panda_id = %s",
+                    (row["panda_id"],),
+                )
+                outcome["activated"].append(row["panda_id"])
+            else:
+                cur.execute(
+                    "UPDATE jobs SET job_status = 'failed', pilot_error_diag = %s,"
+                    " end_time = UTC_TIMESTAMP(6), modification_time = UTC_TIMESTAMP(6),"
+                    " state_changed_time = UTC_TIMESTAMP(6) WHERE panda_id = %s",
+                    (f"no heartbeat for {silent_seconds} s on the last attempt", row["panda_id"]),
+                )
+                outcome["failed"].append(row["panda_id"])
+        _log_states(cur, outcome["activated"], "activated")
+        _log_states(cur, outcome["failed"], "failed")
+    conn.commit()
+    return outcome
+
+
+def kill(conn: Any, ids: list[int], requester_dn: str, production: bool) -> list[bool]:
+    """Cancel jobs: a production identity may cancel any, a user only their own.
+    One boolean per id: whether it is now cancelled by this call."""
+    result = []
+    with conn.cursor() as cur:
+        for panda_id in ids:
+            cur.execute(
+                "SELECT job_status, owner_dn FROM jobs WHERE panda_id = %s FOR UPDATE",
+                (panda_id,),
+            )
+            row = cur.fetchone()
+            allowed = row is not None and (production or row["owner_dn"] == requester_dn)
+            if not allowed or not can_move(row["job_status"], "cancelled"):
+                result.append(False)
+                continue
+            cur.execute(
+                "UPDATE jobs SET job_status = 'cancelled', end_time = UTC_TIMESTAMP(6),"
+                " modification_time = UTC_TIMESTAMP(6), state_changed_time = UTC_TIMESTAMP(6)"
+                " WHERE panda_id = %s",
+                (panda_id,),
+            )
+            _log_states(cur, [panda_id], "cancelled")
+            result.append(True)
+    conn.commit()
+    return result
+
+
+def queue_activated(conn: Any) -> dict[str, int]:
+    """Activated jobs per queue: what the pilot factory scales its pilots by."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT computing_site, COUNT(*) AS n FROM jobs WHERE job_status = 'activated'"
+            " GROUP BY computing_site"
+        )
+        rows = cur.fetchall()
+    conn.rollback()
+    return {row["computing_site"]: int(row["n"]) for row in rows}

@@ -1,0 +1,159 @@
+"""The job store against a real MariaDB (tools/testdb.py: Debian's mariadb-server in a
+container): migrations, dispatch order, atomic dispatch under concurrent pilots, state
+rules, the reaper and kill permissions."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections import Counter
+
+import pytest
+
+import testdb
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "src"))
+
+from pandafacility import jobs, migrate
+from pandafacility.db import DbSettings, connect
+
+PROD = "/DC=ch/DC=cern/OU=Robots/CN=atlas pilot"
+USER = "/DC=ch/DC=cern/OU=Users/CN=someone"
+
+
+@pytest.fixture(scope="module")
+def settings():
+    params = testdb.up()
+    yield DbSettings.from_dict(params)
+    testdb.down()
+
+
+@pytest.fixture
+def conn(settings):
+    c = connect(settings)
+    migrate.migrate(c)
+    with c.cursor() as cur:
+        cur.execute("DELETE FROM jobs")
+        cur.execute("DELETE FROM job_states")
+    c.commit()
+    yield c
+    c.close()
+
+
+def new(site: str = "SITE_A", priority: int = 1000, name: str = "job") -> jobs.NewJob:
+    return jobs.NewJob(job_name=name, computing_site=site, current_priority=priority)
+
+
+def test_migrations_apply_once_and_refuse_an_edited_one(conn):
+    assert migrate.migrate(conn) == []  # the fixture applied them
+    edited = [
+        migrate.Migration(m.version, m.name, m.sql + "\n-- edited\n") for m in migrate.available()
+    ]
+    with pytest.raises(migrate.MigrationError, match="changed after it was applied"):
+        migrate.migrate(conn, edited)
+
+
+def test_statements_split_at_line_ends():
+    m = migrate.Migration(1, "x", "-- c;\nCREATE TABLE a (b TEXT DEFAULT ';');\nSELECT 1;\n")
+    assert m.statements() == ["CREATE TABLE a (b TEXT DEFAULT ';')", "SELECT 1"]
+
+
+def test_dispatch_by_priority_then_age_per_queue(conn):
+    low, high, other, high2 = jobs.submit(
+        conn,
+        [new(priority=10), new(priority=500), new(site="SITE_B", priority=999), new(priority=500)],
+        PROD,
+    )
+    got = jobs.acquire(conn, "SITE_A", 3, pilot_id="p1", node="wn1")
+    assert [j["panda_id"] for j in got] == [high, high2, low]
+    assert {j["job_status"] for j in got} == {"sent"}
+    assert jobs.acquire(conn, "SITE_A", 1) == []
+    assert jobs.queue_activated(conn) == {"SITE_B": 1}
+    assert other
+
+
+def test_concurrent_pilots_never_share_a_job(conn, settings):
+    ids = jobs.submit(conn, [new(name=f"j{i}") for i in range(100)], PROD)
+    taken: list[int] = []
+    lock = threading.Lock()
+
+    def pilot() -> None:
+        c = connect(settings)
+        try:
+            for _ in range(200):  # bounded: at most 200 asks per pilot
+                got = jobs.acquire(c, "SITE_A", 1)
+                if not got:
+                    return
+                with lock:
+                    taken.extend(j["panda_id"] for j in got)
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=pilot) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(taken) == sorted(ids)
+    assert Counter(taken).most_common(1)[0][1] == 1
+
+
+@pytest.mark.parametrize(
+    "old,new,ok",
+    [
+        ("activated", "sent", True),
+        ("sent", "running", True),
+        ("running", "running", True),
+        ("running", "finished", True),
+        ("finished", "running", False),
+        ("failed", "activated", False),
+        ("activated", "running", True),
+        ("running", "starting", False),
+        ("activated", "activated", False),
+        ("running", "bogus", False),
+    ],
+)
+def test_state_rules(old, new, ok):
+    assert jobs.can_move(old, new) is ok
+
+
+def test_update_refuses_bad_moves_and_unknown_jobs(conn):
+    (pid,) = jobs.submit(conn, [new()], PROD)
+    jobs.acquire(conn, "SITE_A", 1)
+    job = jobs.update(conn, pid, "running", {"node": "wn7", "job_status": "finished"})
+    assert job["job_status"] == "running" and job["node"] == "wn7"
+    jobs.update(conn, pid, "finished", {"trans_exit_code": 0})
+    with pytest.raises(jobs.JobError, match="cannot become running"):
+        jobs.update(conn, pid, "running")
+    with pytest.raises(jobs.JobError, match="unknown job"):
+        jobs.update(conn, 987654321, "running")
+    with conn.cursor() as cur:
+        cur.execute("SELECT job_status FROM job_states WHERE panda_id = %s ORDER BY id", (pid,))
+        assert [r["job_status"] for r in cur.fetchall()] == [
+            "activated",
+            "sent",
+            "running",
+            "finished",
+        ]
+
+
+def test_reaper_reactivates_then_fails(conn):
+    again, last = jobs.submit(
+        conn,
+        [new(name="again"), jobs.NewJob(job_name="last", computing_site="SITE_A", max_attempt=1)],
+        PROD,
+    )
+    jobs.acquire(conn, "SITE_A", 2)
+    with conn.cursor() as cur:
+        cur.execute("UPDATE jobs SET heartbeat_time = UTC_TIMESTAMP(6) - INTERVAL 1 HOUR")
+    conn.commit()
+    assert jobs.reap(conn, 600) == {"activated": [again], "failed": [last]}
+    (job,) = jobs.acquire(conn, "SITE_A", 5)
+    assert job["panda_id"] == again and job["attempt_nr"] == 2
+
+
+def test_kill_own_jobs_unless_production(conn):
+    mine, theirs = jobs.submit(conn, [new()], USER) + jobs.submit(conn, [new()], PROD)
+    assert jobs.kill(conn, [mine, theirs, 424242], USER, production=False) == [True, False, False]
+    assert jobs.kill(conn, [theirs, mine], PROD, production=True) == [True, False]
