@@ -1,14 +1,19 @@
-"""Shared by the controller-side tests: paths and loading of the collection's plugins."""
+"""Shared by the controller-side tests: paths, loading of the collection's plugins, and
+the throwaway MariaDB that the package's database tests use."""
 
 from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "src"))
 
 
 def load_plugin(kind: str, name: str) -> ModuleType:
@@ -19,3 +24,13 @@ def load_plugin(kind: str, name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def testdb_settings() -> Iterator[dict]:
+    """Connection settings of a fresh MariaDB (tools/testdb.py), removed afterwards."""
+    import testdb
+
+    params = testdb.up()
+    yield params
+    testdb.down()

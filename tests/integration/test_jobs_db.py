@@ -4,16 +4,10 @@ rules, the reaper and kill permissions."""
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections import Counter
 
 import pytest
-
-import testdb
-from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "src"))
 
 from pandafacility import jobs, migrate
 from pandafacility.db import DbSettings, connect
@@ -23,10 +17,8 @@ USER = "/DC=ch/DC=cern/OU=Users/CN=someone"
 
 
 @pytest.fixture(scope="module")
-def settings():
-    params = testdb.up()
-    yield DbSettings.from_dict(params)
-    testdb.down()
+def settings(testdb_settings):
+    return DbSettings.from_dict(testdb_settings)
 
 
 @pytest.fixture

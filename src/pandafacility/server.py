@@ -1,0 +1,347 @@
+"""The PanDA server: a stateless WSGI application over the job store.
+
+Several instances run behind the pandaserver VIP, each under Apache/mod_wsgi, all on
+one database; everything they share lives there. They speak the legacy pilot protocol
+(form-encoded, /server/panda/...) and the JSON API (/api/v1/...), whose answers are
+``{"success": bool, "message": str, "data": ...}``.
+
+Settings come from a JSON file the panda_server role writes (see ServerConfig);
+mod_wsgi loads ``application`` with PANDA_SERVER_CONFIG pointing at it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pandafacility import jobs, jobspec
+from pandafacility.db import DbSettings, connect
+from pandafacility.identity import Identity, canonical_dns, identify
+from pandafacility.web import (
+    MAX_BODY,
+    HttpError,
+    Request,
+    StartResponse,
+    integer,
+    respond,
+    respond_json,
+    text,
+)
+
+_QUEUE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+LEGACY_NO_JOB = 20  # upstream StatusCode: no jobs
+LEGACY_INVALID = 50
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    database: DbSettings
+    instance: str = field(default_factory=socket.gethostname)
+    production_dns: frozenset[str] = frozenset()
+    trusted_proxies: frozenset[str] = frozenset()
+    queues: dict[str, dict[str, Any]] = field(default_factory=dict)
+    max_body: int = MAX_BODY
+    max_jobs_per_request: int = 1000
+
+    @classmethod
+    def load(cls, path: Path) -> ServerConfig:
+        data = json.loads(path.read_text())
+        return cls(
+            database=DbSettings.from_dict(data["database"]),
+            instance=data.get("instance") or socket.gethostname(),
+            production_dns=canonical_dns(data.get("production_dns", [])),
+            trusted_proxies=frozenset(data.get("trusted_proxies", [])),
+            queues=dict(data.get("queues", {})),
+            max_body=int(data.get("max_body", MAX_BODY)),
+            max_jobs_per_request=int(data.get("max_jobs_per_request", 1000)),
+        )
+
+
+class Connections:
+    """One database connection per mod_wsgi thread, reopened after an error."""
+
+    def __init__(self, settings: DbSettings) -> None:
+        self._settings = settings
+        self._local = threading.local()
+
+    def get(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect(self._settings)
+        return conn
+
+    def discard(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # it is being thrown away
+                conn.close()
+
+
+def envelope(data: Any = None, message: str = "", success: bool = True) -> dict[str, Any]:
+    return {"success": success, "message": message, "data": data}
+
+
+def pilot_job(row: dict[str, Any]) -> dict[str, Any]:
+    """A dispatched job as the pilot reads it (flat keys, StatusCode 0)."""
+    return {
+        "StatusCode": 0,
+        "PandaID": row["panda_id"],
+        "jobName": row["job_name"],
+        "prodSourceLabel": row["prod_source_label"],
+        "transformation": row["transformation"],
+        "jobPars": row["job_parameters"] or "",
+        "inFiles": "",
+        "outFiles": "",
+        "logFile": "",
+        "attemptNr": row["attempt_nr"],
+        "coreCount": row["core_count"] or 1,
+        "maxWalltime": row["max_walltime"] or 0,
+        "computingSite": row["computing_site"],
+        "jobDefinitionID": row["job_definition_id"],
+        "currentPriority": row["current_priority"],
+    }
+
+
+class Server:
+    """Routes requests to the job store; one instance per mod_wsgi process."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.db = Connections(config.database)
+        self.routes: dict[tuple[str, str], Callable[[Request, Identity], Any]] = {
+            ("POST", "/server/panda/getJob"): self.legacy_get_job,
+            ("POST", "/server/panda/updateJob"): self.legacy_update_job,
+            ("POST", "/server/panda/getStatus"): self.legacy_get_status,
+            ("POST", "/server/panda/submitJobs"): self.legacy_submit,
+            ("POST", "/api/v1/job/submit"): self.submit,
+            ("POST", "/api/v1/job/get_description"): self.get_description,
+            ("POST", "/api/v1/pilot/acquire_jobs"): self.acquire_jobs,
+            ("POST", "/api/v1/pilot/update_job"): self.update_job,
+            ("POST", "/api/v1/job/get_status"): self.get_status,
+            ("POST", "/api/v1/job/kill"): self.kill,
+            ("GET", "/api/v1/statistics/activated"): self.activated,
+        }
+
+    # -- WSGI -------------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        request = Request(environ, self.config.max_body)
+        served_by = [("X-Served-By", self.config.instance)]
+        path = request.path
+        if path == "/server/panda/isAlive":
+            return respond(start_response, 200, b"alive=yes", "text/plain", served_by)
+        if path == "/api/v1/system/is_alive":
+            return respond_json(start_response, envelope(), headers=served_by)
+        if path.startswith("/cache/schedconfig/"):
+            return self.schedconfig(request, start_response, served_by)
+        handler = self.routes.get((request.method, path))
+        if handler is None:
+            known = {p for _, p in self.routes}
+            status = 405 if path in known else 404
+            return respond_json(
+                start_response, envelope(None, f"no {request.method} {path}", False), status
+            )
+        identity = identify(environ, self.config.trusted_proxies, self.config.production_dns)
+        try:
+            answer = handler(request, identity)
+        except HttpError as exc:
+            body = envelope(None, exc.message, False)
+            if path.startswith("/server/panda/"):
+                body = {"StatusCode": LEGACY_INVALID, "errorDialog": exc.message}
+            return respond_json(start_response, body, exc.status, served_by)
+        except jobs.JobError as exc:
+            body = envelope({"StatusCode": LEGACY_INVALID}, str(exc), False)
+            if path.startswith("/server/panda/"):
+                body = {"StatusCode": LEGACY_INVALID, "errorDialog": str(exc)}
+            return respond_json(start_response, body, 400, served_by)
+        except Exception:
+            self.db.discard()  # a broken connection must not serve the next request
+            raise
+        return respond_json(start_response, answer, headers=served_by)
+
+    # -- helpers ----------------------------------------------------------------------
+    @staticmethod
+    def need_production(identity: Identity) -> None:
+        if not identity.authenticated:
+            raise HttpError(403, "a client certificate is required")
+        if not identity.production:
+            raise HttpError(403, f"{identity.dn} is not a production (pilot) identity")
+
+    @staticmethod
+    def queue(value: str, name: str) -> str:
+        if not _QUEUE.match(value):
+            raise HttpError(400, f"{name} is not a queue name")
+        return value
+
+    def id_list(self, value: Any, name: str) -> list[int]:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not value:
+            raise HttpError(400, f"{name} must be a non-empty list of job ids")
+        if len(value) > self.config.max_jobs_per_request:
+            raise HttpError(400, f"{name} has more than {self.config.max_jobs_per_request} ids")
+        return [integer({name: v}, name) for v in value]
+
+    # -- pilots -----------------------------------------------------------------------
+    def _acquire(self, fields: dict[str, Any], identity: Identity, keys: dict[str, str]) -> list:
+        self.need_production(identity)
+        site = self.queue(text(fields, keys["site"], limit=128), keys["site"])
+        n_jobs = integer(fields, keys["n_jobs"], 1) if keys["n_jobs"] else 1
+        if not 1 <= n_jobs <= 100:
+            raise HttpError(400, f"{keys['n_jobs']} must be 1 to 100")
+        node = text(fields, keys["node"], "")
+        pilot = text(fields, keys["pilot"], identity.dn or "", limit=255)
+        return jobs.acquire(self.db.get(), site, n_jobs, pilot_id=pilot, node=node)
+
+    def legacy_get_job(self, request: Request, identity: Identity) -> dict[str, Any]:
+        keys = {"site": "siteName", "n_jobs": "", "node": "node", "pilot": "pilotID"}
+        got = self._acquire(request.form(), identity, keys)
+        return pilot_job(got[0]) if got else {"StatusCode": LEGACY_NO_JOB}
+
+    def acquire_jobs(self, request: Request, identity: Identity) -> dict[str, Any]:
+        keys = {"site": "site_name", "n_jobs": "n_jobs", "node": "node", "pilot": "worker_id"}
+        fields = request.json()
+        if isinstance(fields.get("worker_id"), int):  # pilots send it as a number
+            fields["worker_id"] = str(fields["worker_id"])
+        got = self._acquire(fields, identity, keys)
+        if not got:
+            return envelope(None, "No jobs in PanDA", False)
+        return envelope({"StatusCode": 0, "jobs": [pilot_job(row) for row in got]})
+
+    def _update(self, panda_id: int, state: str, values: dict[str, Any]) -> dict[str, Any]:
+        job = jobs.update(self.db.get(), panda_id, state, values)
+        command = "tobekilled" if job["job_status"] == "cancelled" else "NULL"
+        return {"StatusCode": 0, "command": command}
+
+    def legacy_update_job(self, request: Request, identity: Identity) -> dict[str, Any]:
+        self.need_production(identity)
+        fields = request.form()
+        state = text(fields, "state", limit=16)
+        values = {
+            "node": text(fields, "node", "", limit=255),
+            "trans_exit_code": _optional_int(fields, "transExitCode"),
+            "pilot_error_code": _optional_int(fields, "pilotErrorCode"),
+            "pilot_error_diag": text(fields, "pilotErrorDiag", "", limit=500) or None,
+        }
+        return self._update(integer(fields, "jobId"), state, _present(values))
+
+    def update_job(self, request: Request, identity: Identity) -> dict[str, Any]:
+        self.need_production(identity)
+        fields = request.json()
+        state = text(fields, "job_status", limit=16)
+        values = {
+            "node": text(fields, "node", "", limit=255),
+            "trans_exit_code": _optional_int(fields, "trans_exit_code"),
+            "pilot_error_code": _optional_int(fields, "pilot_error_code"),
+            "pilot_error_diag": text(fields, "pilot_error_diag", "", limit=500) or None,
+        }
+        answer = self._update(integer(fields, "job_id"), state, _present(values))
+        return {**envelope(answer), "command": answer["command"]}
+
+    # -- users ------------------------------------------------------------------------
+    def _statuses(self, ids: list[int]) -> list[str | None]:
+        conn = self.db.get()
+        marks = ", ".join(["%s"] * len(ids))
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT panda_id, job_status FROM jobs WHERE panda_id IN ({marks})", ids)
+            found = {row["panda_id"]: row["job_status"] for row in cur.fetchall()}
+        conn.rollback()
+        return [found.get(i) for i in ids]
+
+    def _submit(self, jobs_field: Any, identity: Identity) -> list[list[Any]]:
+        if not identity.authenticated:
+            raise HttpError(403, "submitting jobs needs a client certificate")
+        try:
+            new = jobspec.parse_submission(
+                jobs_field, self.config.max_jobs_per_request, frozenset(self.config.queues)
+            )
+        except jobspec.SpecError as exc:
+            raise HttpError(400, str(exc)) from exc
+        ids = jobs.submit(self.db.get(), new, identity.dn or "")
+        return [
+            [pid, job.job_definition_id or None, job.job_name]
+            for pid, job in zip(ids, new, strict=True)
+        ]
+
+    def submit(self, request: Request, identity: Identity) -> dict[str, Any]:
+        return envelope(self._submit(request.json().get("jobs"), identity))
+
+    def legacy_submit(self, request: Request, identity: Identity) -> dict[str, Any]:
+        return {"StatusCode": 0, "jobs": self._submit(request.form().get("jobs"), identity)}
+
+    def get_description(self, request: Request, identity: Identity) -> dict[str, Any]:
+        ids = self.id_list(request.json().get("job_ids"), "job_ids")
+        conn = self.db.get()
+        marks = ", ".join(["%s"] * len(ids))
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT * FROM jobs WHERE panda_id IN ({marks})", ids)
+            found = {row["panda_id"]: jobspec.describe(row) for row in cur.fetchall()}
+        conn.rollback()
+        return envelope([found.get(i) for i in ids])
+
+    def legacy_get_status(self, request: Request, identity: Identity) -> dict[str, Any]:
+        ids = self.id_list(request.form().get("ids", ""), "ids")
+        return {"StatusCode": 0, "status": self._statuses(ids)}
+
+    def get_status(self, request: Request, identity: Identity) -> dict[str, Any]:
+        return envelope(self._statuses(self.id_list(request.json().get("job_ids"), "job_ids")))
+
+    def kill(self, request: Request, identity: Identity) -> dict[str, Any]:
+        if not identity.authenticated:
+            raise HttpError(403, "a client certificate is required")
+        ids = self.id_list(request.json().get("job_ids"), "job_ids")
+        return envelope(jobs.kill(self.db.get(), ids, identity.dn or "", identity.production))
+
+    # -- the pilot factory and the pilots' queue data ---------------------------------
+    def activated(self, request: Request, identity: Identity) -> dict[str, Any]:
+        return envelope(jobs.queue_activated(self.db.get()))
+
+    def schedconfig(
+        self, request: Request, start_response: StartResponse, headers: list[tuple[str, str]]
+    ) -> list[bytes]:
+        name = request.path.removeprefix("/cache/schedconfig/").removesuffix(".all.json")
+        queue = self.config.queues.get(name)
+        if queue is None or not request.path.endswith(".all.json"):
+            return respond_json(start_response, {"error": f"no queue {name[:128]}"}, 404, headers)
+        data = {
+            "nickname": name,
+            "panda_resource": name,
+            "state": "ACTIVE",
+            "status": "online",
+            "maxwdir": 14336,
+            "timefloor": 0,
+            "corecount": 1,
+            **queue,
+        }
+        return respond_json(start_response, data, headers=headers)
+
+
+def _optional_int(fields: dict[str, Any], key: str) -> int | None:
+    return None if fields.get(key) in (None, "", "NULL") else integer(fields, key)
+
+
+def _present(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v not in (None, "")}
+
+
+def application(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    """The mod_wsgi entry point: one Server per process, built on first request."""
+    global _SERVER
+    if _SERVER is None:
+        with _LOCK:
+            if _SERVER is None:
+                path = environ.get("PANDA_SERVER_CONFIG") or os.environ["PANDA_SERVER_CONFIG"]
+                _SERVER = Server(ServerConfig.load(Path(path)))
+    return _SERVER(environ, start_response)
+
+
+_SERVER: Server | None = None
+_LOCK = threading.Lock()

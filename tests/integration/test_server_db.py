@@ -1,0 +1,276 @@
+"""The PanDA server's WSGI application, called in-process, over a real MariaDB: probes,
+identity and its trust rules, pilot dispatch in both protocols, updates, kill, and bad
+input refused with a 4xx and nothing stored."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from urllib.parse import urlencode
+from wsgiref.util import setup_testing_defaults
+
+import pytest
+
+from pandafacility import jobs, migrate
+from pandafacility.db import DbSettings, connect
+from pandafacility.identity import canonical_dns
+from pandafacility.server import Server, ServerConfig
+
+PILOT = "/DC=ch/DC=cern/OU=Robots/CN=atlas pilot"
+USER = "/DC=ch/DC=cern/OU=Users/CN=someone"
+LB = "172.28.10.11"
+
+
+@pytest.fixture(scope="module")
+def server(testdb_settings):
+    settings = DbSettings.from_dict(testdb_settings)
+    config = ServerConfig(
+        database=settings,
+        instance="srv-test",
+        production_dns=canonical_dns([PILOT]),
+        trusted_proxies=frozenset([LB]),
+        queues={"SITE_A": {"corecount": 8}},
+        max_body=4096,
+    )
+    return Server(config)
+
+
+@pytest.fixture
+def conn(server):
+    c = connect(server.config.database)
+    migrate.migrate(c)
+    with c.cursor() as cur:
+        cur.execute("DELETE FROM jobs")
+        cur.execute("DELETE FROM job_states")
+    c.commit()
+    yield c
+    c.close()
+
+
+def call(server, method, path, body=b"", dn=None, via_lb=None, headers=None, ctype=None):
+    environ: dict = {}
+    setup_testing_defaults(environ)
+    environ.update(
+        REQUEST_METHOD=method,
+        PATH_INFO=path,
+        CONTENT_LENGTH=str(len(body)),
+        REMOTE_ADDR="172.28.10.99",
+    )
+    environ["wsgi.input"] = io.BytesIO(body)
+    if ctype:
+        environ["CONTENT_TYPE"] = ctype
+    if dn:
+        environ.update(SSL_CLIENT_VERIFY="SUCCESS", SSL_CLIENT_S_DN=dn)
+    if via_lb is not None:
+        addr, header_dn = via_lb
+        environ.update(
+            REMOTE_ADDR=addr, HTTP_X_SSL_CLIENT_S_DN=header_dn, HTTP_X_SSL_CLIENT_VERIFY="SUCCESS"
+        )
+    environ.update(headers or {})
+    seen = {}
+
+    def start_response(status, hdrs):
+        seen["status"] = int(status.split()[0])
+        seen["headers"] = dict(hdrs)
+
+    out = b"".join(server(environ, start_response))
+    return seen["status"], seen["headers"], out
+
+
+def post_json(server, path, data, **kw):
+    status, _, out = call(server, "POST", path, json.dumps(data).encode(), **kw)
+    return status, json.loads(out)
+
+
+def post_form(server, path, data, **kw):
+    status, _, out = call(server, "POST", path, urlencode(data).encode(), **kw)
+    return status, json.loads(out)
+
+
+def count_jobs(conn) -> int:
+    conn.commit()
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) AS n FROM jobs")
+        return cur.fetchone()["n"]
+
+
+def test_probes_name_the_instance(server):
+    status, headers, out = call(server, "GET", "/server/panda/isAlive")
+    assert (status, out, headers["X-Served-By"]) == (200, b"alive=yes", "srv-test")
+    status, _, out = call(server, "GET", "/api/v1/system/is_alive")
+    assert json.loads(out) == {"success": True, "message": "", "data": None}
+
+
+def test_schedconfig_for_known_queues_only(server):
+    status, _, out = call(server, "GET", "/cache/schedconfig/SITE_A.all.json")
+    data = json.loads(out)
+    assert status == 200 and data["nickname"] == "SITE_A" and data["corecount"] == 8
+    assert data["state"] == "ACTIVE"
+    assert call(server, "GET", "/cache/schedconfig/NOPE.all.json")[0] == 404
+
+
+def test_legacy_pilot_gets_updates_and_finishes_a_job(server, conn):
+    (pid,) = jobs.submit(conn, [jobs.NewJob("j", "SITE_A", transformation="run.sh")], USER)
+    status, job = post_form(
+        server, "/server/panda/getJob", {"siteName": "SITE_A", "node": "wn1"}, dn=PILOT
+    )
+    assert status == 200 and job["StatusCode"] == 0 and job["PandaID"] == pid
+    assert job["transformation"] == "run.sh"
+    for state in ("starting", "running", "running", "finished"):
+        status, answer = post_form(
+            server, "/server/panda/updateJob", {"jobId": pid, "state": state}, dn=PILOT
+        )
+        assert (status, answer) == (200, {"StatusCode": 0, "command": "NULL"}), state
+    status, answer = post_form(server, "/server/panda/getJob", {"siteName": "SITE_A"}, dn=PILOT)
+    assert answer == {"StatusCode": 20}
+    status, answer = post_form(server, "/server/panda/getStatus", {"ids": f"{pid},999999"})
+    assert answer == {"StatusCode": 0, "status": ["finished", None]}
+
+
+def test_json_pilot_acquires_several_and_sees_a_kill(server, conn):
+    ids = jobs.submit(conn, [jobs.NewJob(f"j{i}", "SITE_A") for i in range(3)], USER)
+    status, answer = post_json(
+        server, "/api/v1/pilot/acquire_jobs", {"site_name": "SITE_A", "n_jobs": 2}, dn=PILOT
+    )
+    got = [j["PandaID"] for j in answer["data"]["jobs"]]
+    assert status == 200 and answer["success"] and got == ids[:2]
+    assert post_json(server, "/api/v1/job/kill", {"job_ids": [got[0]]}, dn=USER)[1]["data"] == [
+        True
+    ]
+    status, answer = post_json(
+        server, "/api/v1/pilot/update_job", {"job_id": got[0], "job_status": "running"}, dn=PILOT
+    )
+    assert status == 400 and not answer["success"]  # cancelled is final
+    status, answer = post_json(
+        server, "/api/v1/pilot/update_job", {"job_id": got[1], "job_status": "running"}, dn=PILOT
+    )
+    assert answer["success"] and answer["command"] == "NULL"
+    status, answer = post_json(
+        server, "/api/v1/pilot/acquire_jobs", {"site_name": "SITE_B"}, dn=PILOT
+    )
+    assert answer == {"success": False, "message": "No jobs in PanDA", "data": None}
+
+
+@pytest.mark.parametrize(
+    "kw,allowed",
+    [
+        ({"dn": PILOT}, True),
+        ({"via_lb": (LB, PILOT)}, True),
+        ({"via_lb": ("172.28.10.99", PILOT)}, False),  # the header from anyone else
+        ({"dn": USER}, False),  # authenticated, not production
+        ({}, False),
+        ({"dn": PILOT + "/CN=123456789"}, True),  # a proxy of the production DN
+    ],
+)
+def test_pilot_endpoints_need_a_production_identity(server, conn, kw, allowed):
+    jobs.submit(conn, [jobs.NewJob("j", "SITE_A")], USER)
+    status, answer = post_json(server, "/api/v1/pilot/acquire_jobs", {"site_name": "SITE_A"}, **kw)
+    assert (status == 200) is allowed, answer
+    if not allowed:
+        assert status == 403 and not answer["success"]
+
+
+@pytest.mark.parametrize(
+    "path,body,status",
+    [
+        ("/api/v1/pilot/acquire_jobs", b"{not json", 400),
+        ("/api/v1/pilot/acquire_jobs", b"[1, 2]", 400),
+        ("/api/v1/pilot/acquire_jobs", b'{"site_name": 7}', 400),
+        ("/api/v1/pilot/acquire_jobs", b'{"site_name": "X\' OR 1=1 --"}', 400),
+        ("/api/v1/pilot/acquire_jobs", b'{"site_name": "SITE_A", "n_jobs": "lots"}', 400),
+        (
+            "/api/v1/pilot/update_job",
+            b'{"job_id": "1; DROP TABLE jobs", "job_status": "running"}',
+            400,
+        ),
+        ("/api/v1/pilot/update_job", b'{"job_id": 123456789, "job_status": "running"}', 400),
+        ("/api/v1/pilot/update_job", b'{"job_id": 1, "job_status": "bogus"}', 400),
+        ("/api/v1/job/get_status", b'{"job_ids": []}', 400),
+        ("/api/v1/job/get_status", b'{"job_ids": ["x"]}', 400),
+        ("/api/v1/pilot/acquire_jobs", b"x" * 5000, 413),
+        ("/api/v1/nothing/here", b"{}", 404),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_stored(server, conn, path, body, status):
+    before = count_jobs(conn)
+    got, _, out = call(server, "POST", path, body, dn=PILOT)
+    answer = json.loads(out)
+    assert got == status and answer["success"] is False and answer["message"], answer
+    assert count_jobs(conn) == before
+    with conn.cursor() as cur:
+        cur.execute("SHOW TABLES LIKE 'jobs'")
+        assert cur.fetchall()
+
+
+def test_gzip_bodies_are_read_and_bombs_refused(server, conn):
+    jobs.submit(conn, [jobs.NewJob("j", "SITE_A")], USER)
+    body = gzip.compress(json.dumps({"site_name": "SITE_A"}).encode())
+    status, _, out = call(
+        server, "POST", "/api/v1/pilot/acquire_jobs", body, dn=PILOT,
+        headers={"HTTP_CONTENT_ENCODING": "gzip"},
+    )  # fmt: skip
+    assert status == 200 and json.loads(out)["success"]
+    bomb = gzip.compress(b" " * 100_000)
+    status, _, _ = call(
+        server, "POST", "/api/v1/pilot/acquire_jobs", bomb, dn=PILOT,
+        headers={"HTTP_CONTENT_ENCODING": "gzip"},
+    )  # fmt: skip
+    assert status == 413
+
+
+def positional(**attrs) -> list:
+    """A job in panda-client's wire form: every attribute, "NULL" when unset, then files."""
+    from pandafacility.jobspec import JOB_ATTRIBUTES
+
+    return [attrs.get(name, "NULL") for name in JOB_ATTRIBUTES] + [[]]
+
+
+GOOD = {"jobName": "j1", "computingSite": "SITE_A", "transformation": "/bin/true"}
+
+
+def test_submit_and_describe_in_the_clients_format(server, conn):
+    jobs_text = json.dumps([positional(**GOOD, currentPriority=5, jobDefinitionID=7)])
+    status, answer = post_json(server, "/api/v1/job/submit", {"jobs": jobs_text}, dn=USER)
+    assert status == 200 and answer["success"], answer
+    ((pid, defid, name),) = answer["data"]
+    assert (defid, name) == (7, "j1")
+    status, answer = post_json(
+        server, "/api/v1/job/get_description", {"job_ids": [pid, 4242]}, dn=USER
+    )
+    described, missing = answer["data"]
+    assert missing is None
+    assert described["PandaID"] == pid and described["jobStatus"] == "activated"
+    assert described["currentPriority"] == 5 and described["prodUserID"] == USER
+    assert described["creationTime"]["__datetime__"].startswith("20")
+    assert described["Files"] == []
+
+
+@pytest.mark.parametrize(
+    "jobs_value,message",
+    [
+        ([positional(**GOOD)], "JSON string"),
+        ("[[1, 2, 3]]", "a job must be a list"),
+        ("not json", "not valid JSON"),
+        ("[]", "non-empty"),
+        (json.dumps([positional(**{**GOOD, "computingSite": "ELSEWHERE"})]), "not a queue"),
+        (
+            json.dumps([positional(**{**GOOD, "computingSite": "A'; DROP TABLE jobs; --"})]),
+            "not a queue",
+        ),
+        (json.dumps([positional(**{**GOOD, "currentPriority": "high"})]), "currentPriority"),
+        (json.dumps([positional(**{**GOOD, "jobName": "x" * 300})]), "jobName"),
+        (json.dumps([positional(**GOOD), positional(**{**GOOD, "jobName": None})]), "jobName"),
+    ],
+)
+def test_bad_submissions_store_nothing(server, conn, jobs_value, message):
+    before = count_jobs(conn)
+    status, answer = post_json(server, "/api/v1/job/submit", {"jobs": jobs_value}, dn=USER)
+    assert status == 400 and not answer["success"] and message in answer["message"], answer
+    assert count_jobs(conn) == before
+
+
+def test_submit_needs_an_identity(server, conn):
+    jobs_text = json.dumps([positional(**GOOD)])
+    status, _ = post_json(server, "/api/v1/job/submit", {"jobs": jobs_text})
+    assert status == 403 and count_jobs(conn) == 0
