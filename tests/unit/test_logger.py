@@ -1,0 +1,117 @@
+"""The PanDA logger's WSGI application, in-process, on a SQLite file of the test's own:
+both wire forms of panda-common's HTTP handler, reading back by job, bounds, pruning."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from urllib.parse import urlencode
+from wsgiref.util import setup_testing_defaults
+
+import pytest
+
+from pandafacility.logger import MESSAGE_LIMIT, Logger, LoggerConfig
+
+
+@pytest.fixture
+def logger(tmp_path):
+    return Logger(
+        LoggerConfig(database=tmp_path / "log.sqlite", instance="log-test", max_records=50)
+    )
+
+
+def call(app, method, path, query="", body=b""):
+    environ: dict = {}
+    setup_testing_defaults(environ)
+    environ.update(
+        REQUEST_METHOD=method, PATH_INFO=path, QUERY_STRING=query, CONTENT_LENGTH=str(len(body))
+    )
+    environ["wsgi.input"] = io.BytesIO(body)
+    seen = {}
+
+    def start_response(status, headers):
+        seen["status"] = int(status.split()[0])
+        seen["headers"] = dict(headers)
+
+    out = b"".join(app(environ, start_response))
+    return seen["status"], seen["headers"], out
+
+
+def records(app, panda_id):
+    status, _, out = call(app, "GET", "/logger/records", f"panda_id={panda_id}")
+    assert status == 200
+    return json.loads(out)["data"]
+
+
+def test_get_query_form_is_stored_and_read_by_job(logger):
+    fields = {"name": "panda.pilot", "levelname": "INFO", "message": "job started", "PandaID": 42}
+    status, headers, _ = call(logger, "GET", "/logger/logger/query", urlencode(fields))
+    assert status == 200 and headers["X-Served-By"] == "log-test"
+    call(logger, "GET", "/logger/logger/query", urlencode({**fields, "PandaID": 7}))
+    (record,) = records(logger, 42)
+    assert record["message"] == "job started" and record["levelname"] == "INFO"
+
+
+def test_json_post_form_is_stored(logger):
+    body = [
+        {"headers": {"timestamp": 1, "host": "wn1"}, "body": json.dumps({"msg": m, "PandaID": 9})}
+        for m in ("one", "two")
+    ]
+    status, _, _ = call(logger, "POST", "/logger/logger/query", body=json.dumps(body).encode())
+    assert status == 200
+    assert [(r["message"], r["host"]) for r in records(logger, 9)] == [
+        ("one", "wn1"),
+        ("two", "wn1"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b"{}", b"[]", b'[{"body": 5}]', b'[{"body": "[1]"}]', b'[{"body": "nope"}]'],
+)
+def test_bad_posts_are_refused_and_nothing_stored(logger, body):
+    status, _, out = call(logger, "POST", "/logger/logger/query", body=body)
+    assert status == 400 and json.loads(out)["success"] is False
+    assert records(logger, -1) == []
+
+
+def test_long_messages_are_cut(logger):
+    call(logger, "GET", "/logger/logger/query", urlencode({"message": "x" * 9000, "PandaID": 1}))
+    assert len(records(logger, 1)[0]["message"]) == MESSAGE_LIMIT
+
+
+def test_pruning_keeps_the_newest(logger):
+    body = [{"body": json.dumps({"msg": str(i), "PandaID": 3})} for i in range(80)]
+    call(logger, "POST", "/logger/logger/query", body=json.dumps(body).encode())
+    assert logger.maybe_prune(now=10**10) >= 30  # everything is older than the retention...
+    assert records(logger, 3) == []  # ...at that far a time, so all is gone
+    call(logger, "POST", "/logger/logger/query", body=json.dumps(body).encode())
+    logger._last_prune = 0
+    logger.maybe_prune()
+    kept = records(logger, 3)
+    assert len(kept) == 50 and kept[-1]["message"] == "79"
+
+
+def test_concurrent_writers(logger):
+    def send(n):
+        for i in range(20):
+            call(
+                logger,
+                "GET",
+                "/logger/logger/query",
+                urlencode({"message": f"{n}-{i}", "PandaID": 5}),
+            )
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(records(logger, 5)) == 40
+
+
+def test_probe_and_bad_reads(logger):
+    assert call(logger, "GET", "/logger/isAlive")[2] == b"alive=yes"
+    assert call(logger, "GET", "/logger/records", "panda_id=abc")[0] == 400
+    assert call(logger, "GET", "/logger/nothing")[0] == 404
