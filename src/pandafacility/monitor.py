@@ -1,0 +1,244 @@
+"""The PanDA monitor: server-rendered pages over a read replica, each with a JSON twin
+(the same path with ?format=json), each naming in its footer the backend that served
+it - the papers' label for finding which instance behind the VIP answered.
+
+Pages: / (jobs by state and queue), /jobs (list), /jobs/<PandaID> (detail and its log
+records from the logger), /servers (each server's isAlive), /pilots (what the pilot
+factories report per queue), /plots/states (job states over the past week).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from pandafacility.db import DbSettings
+from pandafacility.jobs import STATES
+from pandafacility.plot import line_plot
+from pandafacility.server import Connections
+from pandafacility.web import HttpError, Request, StartResponse, respond, respond_json
+
+TEMPLATES = Path(__file__).resolve().parent / "templates" / "monitor"
+PROBE_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    database: DbSettings
+    instance: str = field(default_factory=socket.gethostname)
+    logger_url: str = ""
+    servers: dict[str, str] = field(default_factory=dict)  # name -> base URL
+    ca_file: str = ""
+    page_size: int = 200
+
+    @classmethod
+    def load(cls, path: Path) -> MonitorConfig:
+        data = json.loads(path.read_text())
+        return cls(
+            database=DbSettings.from_dict(data["database"]),
+            instance=data.get("instance") or socket.gethostname(),
+            logger_url=data.get("logger_url", ""),
+            servers=dict(data.get("servers", {})),
+            ca_file=data.get("ca_file", ""),
+            page_size=int(data.get("page_size", 200)),
+        )
+
+
+class Monitor:
+    def __init__(self, config: MonitorConfig) -> None:
+        import jinja2
+
+        self.config = config
+        self.db = Connections(config.database)
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, trim_blocks=True
+        )
+
+    # -- WSGI -------------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        request = Request(environ)
+        query = parse_qs(str(environ.get("QUERY_STRING", "")))
+        as_json = (query.get("format") or [""])[-1] == "json"
+        headers = [("X-Served-By", self.config.instance)]
+        try:
+            template, data = self.route(request, query)
+        except HttpError as exc:
+            if as_json:
+                return respond_json(start_response, {"error": exc.message}, exc.status, headers)
+            page = self.render("error.html", {"message": exc.message}, request.path)
+            return respond(start_response, exc.status, page, "text/html; charset=utf-8", headers)
+        except Exception:
+            self.db.discard()
+            raise
+        if as_json:
+            return respond_json(
+                start_response, {**data, "served_by": self.config.instance}, headers=headers
+            )
+        page = self.render(template, data, request.path)
+        return respond(start_response, 200, page, "text/html; charset=utf-8", headers)
+
+    def route(self, request: Request, query: dict[str, list[str]]) -> tuple[str, dict]:
+        if request.method != "GET":
+            raise HttpError(405, "the monitor only reads")
+        path = request.path.rstrip("/") or "/"
+        if path.startswith("/jobs/"):
+            return self.job_detail(path.removeprefix("/jobs/"))
+        handlers = {
+            "/": self.summary,
+            "/jobs": lambda: self.job_list(query),
+            "/servers": self.servers,
+            "/pilots": self.pilots,
+            "/plots/states": self.state_plot,
+        }
+        handler = handlers.get(path)
+        if handler is None:
+            raise HttpError(404, f"no page {path[:200]}")
+        return handler()
+
+    def render(self, template: str, data: dict, path: str) -> bytes:
+        page = self.env.get_template(template).render(
+            **data, served_by=self.config.instance, path=path, json_link=f"{path}?format=json"
+        )
+        return page.encode()
+
+    def query(self, sql: str, args: tuple = ()) -> list[dict[str, Any]]:
+        conn = self.db.get()
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+            rows = list(cur.fetchall())
+        conn.rollback()  # a fresh snapshot for the next page
+        return rows
+
+    # -- pages ------------------------------------------------------------------------
+    def summary(self) -> tuple[str, dict]:
+        rows = self.query(
+            "SELECT computing_site, job_status, COUNT(*) AS n FROM jobs"
+            " GROUP BY computing_site, job_status ORDER BY computing_site"
+        )
+        table: dict[str, dict[str, int]] = {}
+        for row in rows:
+            table.setdefault(row["computing_site"], {})[row["job_status"]] = int(row["n"])
+        totals = {s: sum(q.get(s, 0) for q in table.values()) for s in STATES}
+        return "summary.html", {"states": list(STATES), "queues": table, "totals": totals}
+
+    def job_list(self, query: dict[str, list[str]]) -> tuple[str, dict]:
+        state = (query.get("state") or [""])[-1]
+        site = (query.get("site") or [""])[-1]
+        if state and state not in STATES:
+            raise HttpError(400, f"unknown state {state[:40]!r}")
+        where, args = [], []
+        if state:
+            where.append("job_status = %s")
+            args.append(state)
+        if site:
+            where.append("computing_site = %s")
+            args.append(site[:128])
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self.query(
+            "SELECT panda_id, job_name, computing_site, job_status, current_priority,"
+            f" attempt_nr, modification_time FROM jobs {clause}"
+            " ORDER BY panda_id DESC LIMIT %s",
+            (*args, self.config.page_size),
+        )
+        return "jobs.html", {"jobs": rows, "state": state, "site": site}
+
+    def job_detail(self, raw_id: str) -> tuple[str, dict]:
+        if not raw_id.isdigit():
+            raise HttpError(400, "a PandaID is a number")
+        rows = self.query("SELECT * FROM jobs WHERE panda_id = %s", (int(raw_id),))
+        if not rows:
+            raise HttpError(404, f"no job {raw_id}")
+        job = {k: v for k, v in rows[0].items() if k != "spec"}
+        history = self.query(
+            "SELECT job_status, changed_at FROM job_states WHERE panda_id = %s ORDER BY id",
+            (int(raw_id),),
+        )
+        records, log_error = self.log_records(int(raw_id))
+        return "job.html", {
+            "job": job,
+            "history": history,
+            "records": records,
+            "log_error": log_error,
+        }
+
+    def log_records(self, panda_id: int) -> tuple[list[dict], str]:
+        if not self.config.logger_url:
+            return [], "no logger configured"
+        url = f"{self.config.logger_url}/logger/records?{urlencode({'panda_id': panda_id})}"
+        try:
+            with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT, context=self.tls()) as answer:
+                return json.load(answer).get("data", []), ""
+        except (OSError, ValueError) as exc:
+            return [], f"logger unreachable: {exc}"
+
+    def tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.config.ca_file or None)
+
+    def servers(self) -> tuple[str, dict]:
+        results = []
+        for name, base in sorted(self.config.servers.items()):
+            start = time.monotonic()
+            try:
+                url = f"{base}/server/panda/isAlive"
+                with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT, context=self.tls()) as r:
+                    body = r.read(100).decode(errors="replace")
+                    served = r.headers.get("X-Served-By", "")
+                ok = body.strip() == "alive=yes"
+                detail = body.strip() if not ok else f"served by {served}"
+            except OSError as exc:
+                ok, detail = False, str(exc)
+            elapsed = round((time.monotonic() - start) * 1000, 1)
+            results.append(
+                {"name": name, "url": base, "alive": ok, "ms": elapsed, "detail": detail}
+            )
+        return "servers.html", {"servers": results}
+
+    def pilots(self) -> tuple[str, dict]:
+        rows = self.query(
+            "SELECT queue, submit_host, idle, running, held, submitted_total, last_error, cycle_at"
+            " FROM pilot_stats ORDER BY queue, submit_host"
+        )
+        return "pilots.html", {"queues": rows}
+
+    def state_plot(self) -> tuple[str, dict]:
+        """Jobs entering each state per hour over the past week."""
+        since = datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+        since -= timedelta(days=7)
+        rows = self.query(
+            "SELECT DATE_FORMAT(changed_at, '%%Y-%%m-%%d %%H:00') AS hour, job_status,"
+            " COUNT(*) AS n FROM job_states WHERE changed_at >= %s GROUP BY hour, job_status",
+            (since,),
+        )
+        hours = [(since + timedelta(hours=h)).strftime("%Y-%m-%d %H:00") for h in range(7 * 24 + 1)]
+        index = {h: i for i, h in enumerate(hours)}
+        series = {s: [0] * len(hours) for s in {r["job_status"] for r in rows}}
+        for row in rows:
+            if row["hour"] in index:
+                series[row["job_status"]][index[row["hour"]]] = int(row["n"])
+        svg = line_plot(series, hours, "Jobs entering each state per hour, past 7 days")
+        return "plot.html", {"svg": svg, "hours": hours, "series": series}
+
+
+def application(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    """The mod_wsgi entry point: one Monitor per process, built on first request."""
+    global _MONITOR
+    if _MONITOR is None:
+        with _LOCK:
+            if _MONITOR is None:
+                path = environ.get("PANDA_MONITOR_CONFIG") or os.environ["PANDA_MONITOR_CONFIG"]
+                _MONITOR = Monitor(MonitorConfig.load(Path(path)))
+    return _MONITOR(environ, start_response)
+
+
+_MONITOR: Monitor | None = None
+_LOCK = threading.Lock()

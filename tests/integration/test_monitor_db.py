@@ -1,0 +1,153 @@
+"""The PanDA monitor's pages over a real MariaDB, with a real logger and server behind
+loopback HTTP: every page and its JSON twin, the backend label, log records per job."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from urllib.parse import urlencode
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.util import setup_testing_defaults
+
+import pytest
+
+from pandafacility import jobs, migrate
+from pandafacility.db import DbSettings, connect
+from pandafacility.logger import Logger, LoggerConfig, normalise
+from pandafacility.monitor import Monitor, MonitorConfig
+from pandafacility.server import Server, ServerConfig
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def serve(app) -> tuple[str, WSGIServer]:
+    httpd = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{httpd.server_address[1]}", httpd
+
+
+@pytest.fixture(scope="module")
+def stack(testdb_settings, tmp_path_factory):
+    settings = DbSettings.from_dict(testdb_settings)
+    conn = connect(settings)
+    migrate.migrate(conn)
+    with conn.cursor() as cur:
+        for table in ("jobs", "job_states", "pilot_stats"):
+            cur.execute(f"DELETE FROM {table}")
+    conn.commit()
+    logger = Logger(LoggerConfig(database=tmp_path_factory.mktemp("log") / "log.sqlite"))
+    logger_url, logger_httpd = serve(logger)
+    server_url, server_httpd = serve(Server(ServerConfig(database=settings, instance="srv-a")))
+    monitor = Monitor(
+        MonitorConfig(
+            database=settings,
+            instance="mon-test",
+            logger_url=logger_url,
+            servers={"srv-a": server_url, "srv-gone": "http://127.0.0.1:9"},
+        )
+    )
+    yield {"conn": conn, "monitor": monitor, "logger": logger}
+    logger_httpd.shutdown()
+    server_httpd.shutdown()
+    conn.close()
+
+
+def get(monitor, path, query=""):
+    environ: dict = {}
+    setup_testing_defaults(environ)
+    environ.update(REQUEST_METHOD="GET", PATH_INFO=path, QUERY_STRING=query)
+    environ["wsgi.input"] = io.BytesIO(b"")
+    seen = {}
+
+    def start_response(status, headers):
+        seen["status"] = int(status.split()[0])
+        seen["headers"] = dict(headers)
+
+    body = b"".join(monitor(environ, start_response)).decode()
+    return seen["status"], seen["headers"], body
+
+
+def twin(monitor, path, query=""):
+    status, _, body = get(monitor, path, "&".join(filter(None, [query, "format=json"])))
+    assert status == 200
+    return json.loads(body)
+
+
+def test_summary_counts_jobs_by_state_and_queue(stack):
+    conn, monitor = stack["conn"], stack["monitor"]
+    jobs.submit(conn, [jobs.NewJob(f"a{i}", "SITE_A") for i in range(3)], "/CN=u")
+    jobs.submit(conn, [jobs.NewJob("b", "SITE_B")], "/CN=u")
+    jobs.acquire(conn, "SITE_A", 1)
+    status, headers, page = get(monitor, "/")
+    assert status == 200 and headers["X-Served-By"] == "mon-test"
+    assert '<span id="served-by">mon-test</span>' in page and "SITE_B" in page
+    data = twin(monitor, "/")
+    assert data["queues"] == {"SITE_A": {"activated": 2, "sent": 1}, "SITE_B": {"activated": 1}}
+    assert data["served_by"] == "mon-test"
+
+
+def test_job_list_filters_and_refuses_unknown_states(stack):
+    monitor = stack["monitor"]
+    data = twin(monitor, "/jobs", "state=activated&site=SITE_A")
+    assert {j["computing_site"] for j in data["jobs"]} == {"SITE_A"} and len(data["jobs"]) == 2
+    assert get(monitor, "/jobs", "state=bogus")[0] == 400
+
+
+def test_job_detail_shows_its_log_records(stack):
+    conn, monitor = stack["conn"], stack["monitor"]
+    (pid,) = jobs.submit(conn, [jobs.NewJob("logged", "SITE_A")], "/CN=u")
+    record = {"message": "payload started", "PandaID": pid, "levelname": "INFO"}
+    stack["logger"].store([normalise(record, "wn3")])
+    status, _, page = get(monitor, f"/jobs/{pid}")
+    assert status == 200 and "payload started" in page and "wn3" in page
+    data = twin(monitor, f"/jobs/{pid}")
+    assert (
+        data["job"]["job_name"] == "logged" and data["records"][0]["message"] == "payload started"
+    )
+    assert [h["job_status"] for h in data["history"]] == ["activated"]
+    assert get(monitor, "/jobs/999999999")[0] == 404
+    assert get(monitor, "/jobs/1%20OR%201=1")[0] == 400
+
+
+def test_servers_page_probes_each_server(stack):
+    data = twin(stack["monitor"], "/servers")
+    state = {s["name"]: (s["alive"], s["detail"]) for s in data["servers"]}
+    assert state["srv-a"] == (True, "served by srv-a")
+    assert state["srv-gone"][0] is False
+
+
+def test_pilots_page_shows_factory_reports(stack):
+    conn, monitor = stack["conn"], stack["monitor"]
+    assert "No pilot factory has reported yet" in get(monitor, "/pilots")[2]
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO pilot_stats VALUES"
+            " ('SITE_A', 'submit1', 5, 3, 1, 42, NULL, UTC_TIMESTAMP(6))"
+        )
+    conn.commit()
+    (row,) = twin(monitor, "/pilots")["queues"]
+    assert (row["queue"], row["idle"], row["running"], row["held"]) == ("SITE_A", 5, 3, 1)
+
+
+def test_state_plot_is_an_svg_with_a_json_twin(stack):
+    status, _, page = get(stack["monitor"], "/plots/states")
+    assert status == 200 and "<svg" in page and "<polyline" in page
+    data = twin(stack["monitor"], "/plots/states")
+    assert len(data["hours"]) == 7 * 24 + 1
+    assert sum(data["series"]["activated"]) >= 5
+
+
+def test_only_get_and_known_pages(stack):
+    monitor = stack["monitor"]
+    environ: dict = {}
+    setup_testing_defaults(environ)
+    environ.update(REQUEST_METHOD="POST", PATH_INFO="/", CONTENT_LENGTH="0")
+    environ["wsgi.input"] = io.BytesIO(b"")
+    codes = []
+    monitor(environ, lambda status, headers: codes.append(status))
+    assert codes[0].startswith("405")
+    assert get(monitor, "/nothing", urlencode({"x": "<script>"}))[0] == 404
