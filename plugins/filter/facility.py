@@ -24,6 +24,7 @@ description:
   - C(ipv4_network) gives the network (CIDR) of an address and netmask.
   - C(lb_services) completes each service entry with the load balancer defaults.
   - C(vrrp_priorities) gives each load balancer's priority in a VRRP group.
+  - C(queue_data) gives the queue data pilots read, by queue name.
 """
 
 
@@ -144,6 +145,13 @@ def vrrp_priorities(group: Mapping, hosts: Iterable[str]) -> dict[str, int]:
     }
 
 
+def queue_data(queues: Iterable[Mapping], placement: Iterable[str] = ("submit_host",)) -> dict:
+    """Each queue's data for the pilots, by name: the inventory entry without its name
+    and without the keys that only place it in the facility (its submit host)."""
+    skip = {"name", *placement}
+    return {str(q["name"]): {k: v for k, v in q.items() if k not in skip} for q in queues}
+
+
 class FilterModule:
     """panda.facility filters."""
 
@@ -159,4 +167,5 @@ class FilterModule:
             "ipv4_network": ipv4_network,
             "lb_services": lb_services,
             "vrrp_priorities": vrrp_priorities,
+            "queue_data": queue_data,
         }

@@ -149,3 +149,18 @@ def test_kill_own_jobs_unless_production(conn):
     mine, theirs = jobs.submit(conn, [new()], USER) + jobs.submit(conn, [new()], PROD)
     assert jobs.kill(conn, [mine, theirs, 424242], USER, production=False) == [True, False, False]
     assert jobs.kill(conn, [theirs, mine], PROD, production=True) == [True, False]
+
+
+def test_dispatch_reads_its_index_without_sorting(conn):
+    """With a filesort the dispatch query would lock every activated row of the queue,
+    and SKIP LOCKED would hand the other pilots nothing."""
+    jobs.submit(conn, [new(priority=p) for p in (1, 5, 5, 9)], PROD)
+    with conn.cursor() as cur:
+        cur.execute(
+            "EXPLAIN SELECT panda_id FROM jobs WHERE computing_site = 'SITE_A'"
+            " AND job_status = 'activated' ORDER BY current_priority DESC, panda_id ASC"
+            " LIMIT 1 FOR UPDATE SKIP LOCKED"
+        )
+        plan = cur.fetchone()
+    conn.rollback()
+    assert plan["key"] == "dispatch" and "filesort" not in (plan["Extra"] or ""), plan

@@ -30,8 +30,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     exe_error_code INT NULL,
     exe_error_diag VARCHAR(500) NULL,
     spec JSON NULL,
-    -- Dispatch reads activated jobs of one queue by priority, then age.
-    KEY dispatch (computing_site, job_status, current_priority, panda_id),
+    -- Dispatch reads activated jobs of one queue by priority, then age, straight from
+    -- this index: with a filesort it would lock every activated row of the queue, and
+    -- SKIP LOCKED would then hand concurrent pilots nothing.
+    KEY dispatch (computing_site, job_status, current_priority DESC, panda_id),
     -- The reaper and the monitor read jobs by state and time.
     KEY by_state (job_status, heartbeat_time)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

@@ -1,0 +1,245 @@
+"""PanDA servers on Apache/mod_wsgi over the MariaDB primary, driven from the controller:
+isAlive over verified TLS, the real panda-client, 100 jobs taken by 20 concurrent
+pilots spread over both servers (each exactly once), bad input refused."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import ssl
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from conftest import run_ok
+
+WORK = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+CA_CERT, CA_KEY = WORK / "ca" / "ca.crt", WORK / "ca" / "ca.key"
+SERVERS = {"mol-svc-srv1": "172.28.60.21", "mol-svc-srv2": "172.28.60.22"}
+USER_DN = "/DC=test/DC=panda/CN=Test User"
+PILOT_DN = "/DC=test/DC=panda/CN=Test Pilot"
+
+
+def only_on(host, name: str) -> None:
+    if host.backend.get_hostname() != name:
+        pytest.skip(f"runs once, on {name}")
+
+
+def client_pem(dn: str, path: Path) -> Path:
+    """A client certificate for ``dn`` signed by the scenario's CA: cert, key and CA in
+    one PEM (what panda-client reads from X509_USER_PROXY)."""
+    ca_key = serialization.load_pem_private_key(CA_KEY.read_bytes(), password=None)
+    ca = x509.load_pem_x509_certificate(CA_CERT.read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    oids = {"DC": NameOID.DOMAIN_COMPONENT, "CN": NameOID.COMMON_NAME}
+    name = x509.Name(
+        [
+            x509.NameAttribute(oids[k], v)
+            for k, v in (p.split("=", 1) for p in dn.strip("/").split("/"))
+        ]
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=2))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + key_pem + CA_CERT.read_bytes())
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture(scope="module")
+def creds(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("creds")
+    return {
+        "user": client_pem(USER_DN, d / "user.pem"),
+        "pilot": client_pem(PILOT_DN, d / "pilot.pem"),
+    }
+
+
+def tls(cert: Path | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(CA_CERT))
+    if cert:
+        context.load_cert_chain(str(cert))
+    return context
+
+
+def post(server: str, path: str, body: dict, cert: Path | None) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"https://{server}.mol.panda.test:25443{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    return _send(request, server, cert)
+
+
+def _send(request: urllib.request.Request, server: str, cert: Path | None) -> tuple[int, dict]:
+    # The names are not in any DNS: connect to the address, verify the name.
+    handler = _Resolving(SERVERS[server], context=tls(cert))
+    opener = urllib.request.build_opener(handler)
+    try:
+        with opener.open(request, timeout=30) as answer:
+            return answer.status, json.load(answer)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+class _Resolving(urllib.request.HTTPSHandler):
+    def __init__(self, address: str, context: ssl.SSLContext) -> None:
+        super().__init__(context=context)
+        self.address = address
+
+    def https_open(self, req):
+        import http.client
+
+        address, context = self.address, self._context
+
+        class Conn(http.client.HTTPSConnection):
+            def connect(self) -> None:
+                import socket
+
+                sock = socket.create_connection((address, self.port), self.timeout)
+                self.sock = context.wrap_socket(sock, server_hostname=self.host)
+
+        return self.do_open(Conn, req, context=context)
+
+
+def test_is_alive_on_each_server_over_verified_tls(host):
+    only_on(host, "mol-svc-srv1")
+    for name in SERVERS:
+        request = urllib.request.Request(
+            f"https://{name}.mol.panda.test:25443/server/panda/isAlive"
+        )
+        opener = urllib.request.build_opener(_Resolving(SERVERS[name], context=tls()))
+        with opener.open(request, timeout=10) as answer:
+            assert answer.read() == b"alive=yes"
+
+
+def test_apache_runs_the_app_as_the_service_account(host):
+    if host.backend.get_hostname() not in SERVERS:
+        pytest.skip("servers only")
+    assert host.service("apache2").is_running and host.service("apache2").is_enabled
+    out = run_ok(host, "ps -o user= -C apache2 --no-headers | sort | uniq -c")
+    assert "panda" in out, out
+    settings = host.file("/etc/panda-facility/server.json")
+    assert settings.mode == 0o640 and settings.group == "panda"
+
+
+def test_panda_client_submits_and_reads_status(host, creds, tmp_path):
+    only_on(host, "mol-svc-srv1")
+    base = "https://mol-svc-srv1.mol.panda.test:25443"
+    script = (
+        "import json, socket\n"
+        "real = socket.getaddrinfo\n"
+        f"socket.getaddrinfo = lambda h, *a, **k: real({SERVERS['mol-svc-srv1']!r} "
+        "if h.endswith('.mol.panda.test') else h, *a, **k)\n"
+        "from pandaclient import Client\n"
+        "from pandaclient.JobSpec import JobSpec\n"
+        "job = JobSpec(); job.computingSite = 'SITE_A'; job.jobName = 'mol-client-job'\n"
+        "job.transformation = '/bin/echo'; job.prodSourceLabel = 'managed'\n"
+        "s, out = Client.submitJobs([job])\n"
+        "s2, found = Client.getJobStatus([out[0][0]])\n"
+        "print(json.dumps([s, out, s2, found[0].jobStatus, found[0].computingSite]))\n"
+    )
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "PANDA_URL_SSL": base,
+        "PANDA_URL": base,
+        "PANDACACHE_URL": base,
+        "PANDA_BEHIND_REAL_LB": "1",
+        "X509_USER_PROXY": str(creds["user"]),
+        "PANDA_CONFIG_ROOT": str(tmp_path),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    status, out, status2, state, site = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (
+        status == 0 and out[0][0] > 0 and status2 == 0 and (state, site) == ("activated", "SITE_A")
+    )
+
+
+def positional(name: str) -> list:
+    sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "src"))
+    from pandafacility.jobspec import JOB_ATTRIBUTES
+
+    values = {"jobName": name, "computingSite": "SITE_B", "transformation": "/bin/true"}
+    return [values.get(a, "NULL") for a in JOB_ATTRIBUTES] + [[]]
+
+
+def test_concurrent_pilots_on_both_servers_take_each_job_once(host, creds):
+    only_on(host, "mol-svc-srv1")
+    jobs = json.dumps([positional(f"conc-{i}") for i in range(100)])
+    status, answer = post("mol-svc-srv1", "/api/v1/job/submit", {"jobs": jobs}, creds["user"])
+    assert status == 200 and answer["success"], answer
+    submitted = {row[0] for row in answer["data"]}
+    taken: list[int] = []
+    lock = threading.Lock()
+
+    def pilot(index: int) -> None:
+        server = list(SERVERS)[index % 2]
+        for _ in range(60):  # bounded
+            status, answer = post(
+                server, "/api/v1/pilot/acquire_jobs", {"site_name": "SITE_B"}, creds["pilot"]
+            )
+            assert status == 200, answer
+            if not answer["success"]:
+                return
+            with lock:
+                taken.extend(j["PandaID"] for j in answer["data"]["jobs"])
+
+    threads = [threading.Thread(target=pilot, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert set(taken) == submitted and Counter(taken).most_common(1)[0][1] == 1
+
+
+@pytest.mark.parametrize(
+    "path,body,cert,status",
+    [
+        ("/api/v1/job/submit", {"jobs": "not json"}, "user", 400),
+        ("/api/v1/job/submit", {"jobs": json.dumps([[1, 2]])}, "user", 400),
+        ("/api/v1/pilot/acquire_jobs", {"site_name": "SITE_A"}, "user", 403),
+        ("/api/v1/pilot/acquire_jobs", {"site_name": "SITE_A"}, None, 403),
+        ("/api/v1/pilot/update_job", {"job_id": "1 OR 1=1", "job_status": "running"}, "pilot", 400),
+    ],
+)
+def test_bad_input_through_apache_is_refused(host, creds, path, body, cert, status):
+    only_on(host, "mol-svc-srv1")
+    got, answer = post("mol-svc-srv2", path, body, creds[cert] if cert else None)
+    assert got == status and answer["success"] is False, answer
+
+
+def test_schema_applied_once(host):
+    only_on(host, "mol-svc-db1")
+    out = run_ok(
+        host, "mariadb -N -B -e 'SELECT version FROM panda.schema_migrations ORDER BY version'"
+    )
+    assert out.split() == ["1", "2"]
