@@ -34,3 +34,19 @@ def testdb_settings() -> Iterator[dict]:
     params = testdb.up()
     yield params
     testdb.down()
+
+
+@pytest.fixture
+def clean_db(testdb_settings) -> Iterator:
+    """A connection to the test database with the schema current and no jobs in it."""
+    from pandafacility import migrate
+    from pandafacility.db import DbSettings, connect
+
+    conn = connect(DbSettings.from_dict(testdb_settings))
+    migrate.migrate(conn)
+    with conn.cursor() as cur:
+        for table in ("jobs", "job_states", "pilot_stats"):
+            cur.execute(f"DELETE FROM {table}")
+    conn.commit()
+    yield conn
+    conn.close()

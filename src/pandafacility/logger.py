@@ -14,7 +14,6 @@ a record is stored and answered at once; pruning runs at most once a minute.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sqlite3
 import threading
@@ -24,7 +23,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from pandafacility.web import MAX_BODY, HttpError, Request, StartResponse, respond, respond_json
+from pandafacility.web import (
+    MAX_BODY,
+    HttpError,
+    Request,
+    StartResponse,
+    lazy_application,
+    respond,
+    respond_json,
+)
 
 MESSAGE_LIMIT = 4000  # the sender cuts there too
 FIELD_LIMIT = 255
@@ -210,16 +217,5 @@ class Logger:
         return records
 
 
-def application(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
-    """The mod_wsgi entry point: one Logger per process, built on first request."""
-    global _LOGGER
-    if _LOGGER is None:
-        with _LOCK:
-            if _LOGGER is None:
-                path = environ.get("PANDA_LOGGER_CONFIG") or os.environ["PANDA_LOGGER_CONFIG"]
-                _LOGGER = Logger(LoggerConfig.load(Path(path)))
-    return _LOGGER(environ, start_response)
-
-
-_LOGGER: Logger | None = None
-_LOCK = threading.Lock()
+# The mod_wsgi entry point: one Logger per process, built on the first request.
+application = lazy_application("PANDA_LOGGER_CONFIG", lambda path: Logger(LoggerConfig.load(path)))

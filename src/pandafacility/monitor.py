@@ -10,10 +10,8 @@ factories report per queue), /plots/states (job states over the past week).
 from __future__ import annotations
 
 import json
-import os
 import socket
 import ssl
-import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -26,7 +24,14 @@ from pandafacility.db import DbSettings
 from pandafacility.jobs import STATES
 from pandafacility.plot import line_plot
 from pandafacility.server import Connections
-from pandafacility.web import HttpError, Request, StartResponse, respond, respond_json
+from pandafacility.web import (
+    HttpError,
+    Request,
+    StartResponse,
+    lazy_application,
+    respond,
+    respond_json,
+)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "monitor"
 PROBE_TIMEOUT = 2.0
@@ -229,16 +234,5 @@ class Monitor:
         return "plot.html", {"svg": svg, "hours": hours, "series": series}
 
 
-def application(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
-    """The mod_wsgi entry point: one Monitor per process, built on first request."""
-    global _MONITOR
-    if _MONITOR is None:
-        with _LOCK:
-            if _MONITOR is None:
-                path = environ.get("PANDA_MONITOR_CONFIG") or os.environ["PANDA_MONITOR_CONFIG"]
-                _MONITOR = Monitor(MonitorConfig.load(Path(path)))
-    return _MONITOR(environ, start_response)
-
-
-_MONITOR: Monitor | None = None
-_LOCK = threading.Lock()
+# The mod_wsgi entry point: one Monitor per process, built on the first request.
+application = lazy_application("PANDA_MONITOR_CONFIG", lambda p: Monitor(MonitorConfig.load(p)))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import socket
 import threading
@@ -31,6 +30,7 @@ from pandafacility.web import (
     Request,
     StartResponse,
     integer,
+    lazy_application,
     respond,
     respond_json,
     text,
@@ -221,29 +221,31 @@ class Server:
         command = "tobekilled" if job["job_status"] == "cancelled" else "NULL"
         return {"StatusCode": 0, "command": command}
 
+    def _report(self, fields: dict[str, Any], names: tuple[str, ...]) -> tuple[int, str, dict]:
+        """A pilot's report in either protocol; ``names`` are that protocol's field
+        names for: job id, state, node, transformation exit code, pilot error code and
+        pilot error text."""
+        job_id, state, node, trans_exit, error_code, error_diag = names
+        values = {
+            "node": text(fields, node, "", limit=255),
+            "trans_exit_code": _optional_int(fields, trans_exit),
+            "pilot_error_code": _optional_int(fields, error_code),
+            "pilot_error_diag": text(fields, error_diag, "", limit=500) or None,
+        }
+        return integer(fields, job_id), text(fields, state, limit=16), _present(values)
+
     def legacy_update_job(self, request: Request, identity: Identity) -> dict[str, Any]:
         self.need_production(identity)
-        fields = request.form()
-        state = text(fields, "state", limit=16)
-        values = {
-            "node": text(fields, "node", "", limit=255),
-            "trans_exit_code": _optional_int(fields, "transExitCode"),
-            "pilot_error_code": _optional_int(fields, "pilotErrorCode"),
-            "pilot_error_diag": text(fields, "pilotErrorDiag", "", limit=500) or None,
-        }
-        return self._update(integer(fields, "jobId"), state, _present(values))
+        names = ("jobId", "state", "node", "transExitCode", "pilotErrorCode", "pilotErrorDiag")
+        return self._update(*self._report(request.form(), names))
 
     def update_job(self, request: Request, identity: Identity) -> dict[str, Any]:
         self.need_production(identity)
-        fields = request.json()
-        state = text(fields, "job_status", limit=16)
-        values = {
-            "node": text(fields, "node", "", limit=255),
-            "trans_exit_code": _optional_int(fields, "trans_exit_code"),
-            "pilot_error_code": _optional_int(fields, "pilot_error_code"),
-            "pilot_error_diag": text(fields, "pilot_error_diag", "", limit=500) or None,
-        }
-        answer = self._update(integer(fields, "job_id"), state, _present(values))
+        names = (
+            "job_id", "job_status", "node", "trans_exit_code", "pilot_error_code",
+            "pilot_error_diag",
+        )  # fmt: skip
+        answer = self._update(*self._report(request.json(), names))
         return {**envelope(answer), "command": answer["command"]}
 
     # -- users ------------------------------------------------------------------------
@@ -332,16 +334,5 @@ def _present(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v not in (None, "")}
 
 
-def application(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
-    """The mod_wsgi entry point: one Server per process, built on first request."""
-    global _SERVER
-    if _SERVER is None:
-        with _LOCK:
-            if _SERVER is None:
-                path = environ.get("PANDA_SERVER_CONFIG") or os.environ["PANDA_SERVER_CONFIG"]
-                _SERVER = Server(ServerConfig.load(Path(path)))
-    return _SERVER(environ, start_response)
-
-
-_SERVER: Server | None = None
-_LOCK = threading.Lock()
+# The mod_wsgi entry point: one Server per process, built on the first request.
+application = lazy_application("PANDA_SERVER_CONFIG", lambda path: Server(ServerConfig.load(path)))

@@ -7,8 +7,11 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -159,3 +162,22 @@ def text(fields: dict[str, Any], key: str, default: str | None = None, limit: in
     if len(value) > limit:
         raise HttpError(400, f"{key} is longer than {limit} characters")
     return value
+
+
+def lazy_application(
+    config_env: str, build: Callable[[Path], Callable[..., list[bytes]]]
+) -> Callable[[dict[str, Any], StartResponse], list[bytes]]:
+    """A WSGI entry point that builds its application once per process, on the first
+    request, from the settings file named by ``config_env`` (Apache's SetEnv puts it in
+    the request's environ; a plain environment variable works too)."""
+    built: list[Callable[..., list[bytes]]] = []
+    lock = threading.Lock()
+
+    def application(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        if not built:
+            with lock:
+                if not built:
+                    built.append(build(Path(environ.get(config_env) or os.environ[config_env])))
+        return built[0](environ, start_response)
+
+    return application

@@ -22,15 +22,8 @@ def settings(testdb_settings):
 
 
 @pytest.fixture
-def conn(settings):
-    c = connect(settings)
-    migrate.migrate(c)
-    with c.cursor() as cur:
-        cur.execute("DELETE FROM jobs")
-        cur.execute("DELETE FROM job_states")
-    c.commit()
-    yield c
-    c.close()
+def conn(clean_db):
+    return clean_db
 
 
 def new(site: str = "SITE_A", priority: int = 1000, name: str = "job") -> jobs.NewJob:

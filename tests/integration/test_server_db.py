@@ -12,8 +12,8 @@ from wsgiref.util import setup_testing_defaults
 
 import pytest
 
-from pandafacility import jobs, migrate
-from pandafacility.db import DbSettings, connect
+from pandafacility import jobs
+from pandafacility.db import DbSettings
 from pandafacility.identity import canonical_dns
 from pandafacility.server import Server, ServerConfig
 
@@ -37,15 +37,8 @@ def server(testdb_settings):
 
 
 @pytest.fixture
-def conn(server):
-    c = connect(server.config.database)
-    migrate.migrate(c)
-    with c.cursor() as cur:
-        cur.execute("DELETE FROM jobs")
-        cur.execute("DELETE FROM job_states")
-    c.commit()
-    yield c
-    c.close()
+def conn(clean_db):
+    return clean_db
 
 
 def call(server, method, path, body=b"", dn=None, via_lb=None, headers=None, ctype=None):

@@ -115,3 +115,18 @@ def test_probe_and_bad_reads(logger):
     assert call(logger, "GET", "/logger/isAlive")[2] == b"alive=yes"
     assert call(logger, "GET", "/logger/records", "panda_id=abc")[0] == 400
     assert call(logger, "GET", "/logger/nothing")[0] == 404
+
+
+def test_lazy_application_builds_once_from_the_environ(tmp_path):
+    from pandafacility.logger import application
+
+    config = tmp_path / "logger.json"
+    config.write_text(json.dumps({"database": str(tmp_path / "l.sqlite"), "instance": "lazy"}))
+    environ: dict = {}
+    setup_testing_defaults(environ)
+    environ.update(PATH_INFO="/logger/isAlive", PANDA_LOGGER_CONFIG=str(config))
+    seen = []
+    for _ in range(2):
+        out = application(dict(environ), lambda status, headers: seen.append(dict(headers)))
+        assert b"".join(out) == b"alive=yes"
+    assert [h["X-Served-By"] for h in seen] == ["lazy", "lazy"]
