@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 ACT   := source $(VENV)/bin/activate &&
 LAB   := $(ACT) python tools/lab.py
 
-.PHONY: setup deploy lab-up lab-down test lint unit preflight molecule lab-test bench bench-db bench-lb clean
+.PHONY: setup deploy lab-up lab-down test lint unit preflight molecule lab-test bench bench-db bench-lb bench-services clean
 
 ## setup: project virtualenv with the pinned toolchain, and the collection link
 setup: $(VENV)/.stamp .collections/ansible_collections/panda/facility
@@ -41,6 +41,8 @@ bench-db: setup
 	$(ACT) python bench/database.py
 bench-lb: setup
 	$(ACT) python bench/loadbalancer.py
+bench-services: setup
+	$(ACT) python bench/services.py
 
 clean: lab-down
 	rm -rf .collections .cache

@@ -22,11 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+
+from scenario import ephemeral_ca, molecule
 
 import lab
 import loadgen
@@ -42,19 +43,6 @@ FAULTS = [
     ("fault_kill_holder", "the VIP holder killed"),
     ("fault_rolling_update", "a rolling update"),
 ]
-
-
-def molecule(*args: str) -> None:
-    subprocess.run(["molecule", *args, "-s", SCENARIO], cwd=ROOT, check=True)
-
-
-def ephemeral_ca() -> str:
-    """The scenario's CA, in molecule's ephemeral directory for this scenario."""
-    tmp = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", Path.home() / ".ansible" / "tmp"))
-    found = sorted(tmp.glob(f"molecule.*.{SCENARIO}/ca/ca.crt"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        sys.exit(f"no CA of the {SCENARIO} scenario under {tmp}: did converge run?")
-    return str(found[-1])
 
 
 def measure(url: str, name: str, ca: str, requests: int, concurrency: int) -> dict:
@@ -98,22 +86,22 @@ def main() -> int:
 
     lab.ensure_docker()
     lab.ensure_images()
-    molecule("destroy")
-    molecule("create")
-    molecule("converge")
+    molecule(SCENARIO, "destroy")
+    molecule(SCENARIO, "create")
+    molecule(SCENARIO, "converge")
     try:
-        ca = ephemeral_ca()
+        ca = str(ephemeral_ca(SCENARIO))
         direct = measure(
             f"https://{BACKEND}:{PORT}/work", BACKEND_NAME, ca, args.requests, args.concurrency
         )
         via = measure(f"https://{VIP}:{PORT}/work", VIP_NAME, ca, args.requests, args.concurrency)
         for stale in RESULTS.glob("fault_*.json"):
             stale.unlink()
-        molecule("side-effect")
+        molecule(SCENARIO, "side-effect")
         faults = {name: json.loads((RESULTS / f"{name}.json").read_text()) for name, _ in FAULTS}
     finally:
         if not args.keep:
-            molecule("destroy")
+            molecule(SCENARIO, "destroy")
 
     print(
         f"\nLoad balancer tier ({args.requests} requests, "

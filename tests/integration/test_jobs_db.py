@@ -4,6 +4,7 @@ rules, the reaper and kill permissions."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 
@@ -157,3 +158,19 @@ def test_dispatch_reads_its_index_without_sorting(conn):
         plan = cur.fetchone()
     conn.rollback()
     assert plan["key"] == "dispatch" and "filesort" not in (plan["Extra"] or ""), plan
+
+
+def test_reaper_command_reads_the_server_settings(conn, testdb_settings, tmp_path, capsys):
+    from pandafacility import reaper
+
+    (gone,) = jobs.submit(conn, [new(name="gone")], PROD)
+    jobs.acquire(conn, "SITE_A", 1)
+    with conn.cursor() as cur:
+        cur.execute("UPDATE jobs SET heartbeat_time = UTC_TIMESTAMP(6) - INTERVAL 2 HOUR")
+    conn.commit()
+    config = tmp_path / "server.json"
+    config.write_text(json.dumps({"database": testdb_settings}))
+    assert reaper.main(["--config", str(config), "--silent", "3600"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"activated": [gone], "failed": []}
+    with pytest.raises(SystemExit):
+        reaper.main(["--config", str(config), "--silent", "5"])

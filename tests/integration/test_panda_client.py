@@ -8,7 +8,6 @@ passes the verified client DN the way Apache's mod_ssl does (SSL_CLIENT_S_DN in 
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import ssl
@@ -26,10 +25,7 @@ from pandafacility.db import DbSettings, connect
 from pandafacility.identity import canonical_dns
 from pandafacility.server import Server, ServerConfig
 
-x509 = pytest.importorskip("cryptography.x509")
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from cryptography.x509.oid import NameOID  # noqa: E402
+testpki = pytest.importorskip("testpki")  # needs cryptography
 
 USER_DN = "/DC=test/DC=panda/CN=Test User"
 
@@ -58,61 +54,17 @@ print(json.dumps(result))
 """
 
 
-def _name(dn: str) -> x509.Name:
-    oids = {"DC": NameOID.DOMAIN_COMPONENT, "CN": NameOID.COMMON_NAME}
-    parts = [p.split("=", 1) for p in dn.strip("/").split("/")]
-    return x509.Name([x509.NameAttribute(oids[k], v) for k, v in parts])
-
-
-def _cert(subject, issuer, key, signer, ca: bool, sans=None) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return builder.sign(signer, hashes.SHA256())
-
-
-def _pem(obj) -> bytes:
-    if hasattr(obj, "private_bytes"):
-        return obj.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    return obj.public_bytes(serialization.Encoding.PEM)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory) -> dict[str, Path]:
-    import ipaddress
-
     d = tmp_path_factory.mktemp("pki")
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name("/DC=test/CN=Test CA")
-    ca = _cert(ca_name, ca_name, ca_key, ca_key, ca=True)
-    srv_key, usr_key = (
-        ec.generate_private_key(ec.SECP256R1()),
-        ec.generate_private_key(ec.SECP256R1()),
-    )
-    sans = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    srv = _cert(_name("/DC=test/CN=localhost"), ca_name, srv_key, ca_key, ca=False, sans=sans)
-    usr = _cert(_name(USER_DN), ca_name, usr_key, ca_key, ca=False)
+    ca = testpki.issue("/DC=test/CN=Test CA", ca=True)
+    srv = testpki.issue("/DC=test/CN=localhost", ca, sans=("localhost", "127.0.0.1"))
     paths = {n: d / f"{n}.pem" for n in ("ca", "server", "server_key", "proxy")}
-    paths["ca"].write_bytes(_pem(ca))
-    paths["server"].write_bytes(_pem(srv))
-    paths["server_key"].write_bytes(_pem(srv_key))
+    paths["ca"].write_bytes(testpki.pem(ca[0]))
+    paths["server"].write_bytes(testpki.pem(srv[0]))
+    paths["server_key"].write_bytes(testpki.pem(srv[1]))
     # panda-client reads cert, key (and here the CA it trusts) from one file.
-    paths["proxy"].write_bytes(_pem(usr) + _pem(usr_key) + _pem(ca))
-    os.chmod(paths["proxy"], 0o600)
+    testpki.user_pem(USER_DN, ca, paths["proxy"])
     return paths
 
 

@@ -150,6 +150,19 @@ def test_promotion_of_a_host_that_is_not_a_replica(tmp_path, target):
     assert_stopped_early(proc, "mariadb_promote_host", target)
 
 
+def test_second_logger_is_refused(tmp_path):
+    inv = inventory(tmp_path, {}, extra_hosts={})
+    data = yaml.safe_load(inv.read_text())
+    data["all"]["children"]["panda_loggers"]["hosts"]["log2"] = None
+    inv.write_text(yaml.safe_dump(data))
+    assert_stopped_early(site(inv), "at most one host in panda_loggers")
+
+
+def test_reaper_interval_is_named(tmp_path):
+    inv = inventory(tmp_path, {"panda_server_reaper_interval": "often"})
+    assert_stopped_early(site(inv), "panda_server_reaper_interval")
+
+
 def test_production_example_is_valid(tmp_path):
     vault = tmp_path / "vault.yml"
     secrets = [*PASSWORDS, "loadbalancer_stats_password"]

@@ -6,7 +6,9 @@ containers, so it is not part of the quick controller-side suite.
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
 
 import pytest
 
@@ -44,7 +46,9 @@ def test_second_run_changes_nothing(first_run):
 def test_limited_run_agrees_with_the_full_one(first_run):
     """Under --limit, roles learn the addresses of hosts outside the run by delegated
     fact gathering; they must come to the same configuration."""
-    limited = run_site(INVENTORY, "--limit", "loadbalancers", log=LOGS / "limited.log")
+    limited = run_site(
+        INVENTORY, "--limit", "loadbalancers:panda_servers", log=LOGS / "limited.log"
+    )
     assert limited.returncode == 0, limited.output[-4000:]
     assert limited.changed_hosts() == {}
 
@@ -130,3 +134,47 @@ def test_lab_stats_page_lists_each_service(first_run):
     )
     assert proc.returncode == 0, proc.stderr
     assert "pandaserver,BACKEND" in proc.stdout and "pandamon,BACKEND" in proc.stdout
+
+
+def curl_json(host: str, url: str) -> dict:
+    proc = exec_in(host, "curl", "-fsS", "--cacert", "/etc/panda-facility/tls/ca.crt", url)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_lab_panda_services_answer_through_their_vips(first_run):
+    # The load balancers check the backends every few seconds: allow them to come up.
+    deadline = time.monotonic() + 60
+    while True:
+        alive = exec_in(
+            "mon1",
+            "curl",
+            "-sS",
+            "--cacert",
+            "/etc/panda-facility/tls/ca.crt",
+            "https://pandaserver.lab.panda.test:25443/server/panda/isAlive",
+        )
+        if alive.stdout == "alive=yes" or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert alive.stdout == "alive=yes", alive.stdout + alive.stderr
+    queue = curl_json(
+        "mon1", "https://pandaserver.lab.panda.test:25443/cache/schedconfig/LAB_SITE2.all.json"
+    )
+    assert queue["corecount"] == 8
+    seen = {
+        curl_json("mon1", "https://pandamon.lab.panda.test/servers?format=json")["served_by"]
+        for _ in range(6)
+    }
+    assert seen == {"srv1", "srv2"}, seen
+    page = curl_json("mon1", "https://pandamon.lab.panda.test/servers?format=json")
+    assert all(s["alive"] for s in page["servers"]) and len(page["servers"]) == 2, page
+    logger = exec_in(
+        "mon1",
+        "curl",
+        "-fsS",
+        "--cacert",
+        "/etc/panda-facility/tls/ca.crt",
+        "https://log1.lab.panda.test:8443/logger/isAlive",
+    )
+    assert logger.stdout == "alive=yes", logger.stderr

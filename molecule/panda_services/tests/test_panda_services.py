@@ -1,32 +1,34 @@
-"""PanDA servers on Apache/mod_wsgi over the MariaDB primary, driven from the controller:
-isAlive over verified TLS, the real panda-client, 100 jobs taken by 20 concurrent
-pilots spread over both servers (each exactly once), bad input refused."""
+"""The PanDA services on Apache/mod_wsgi, driven from the controller: isAlive over
+verified TLS, the real panda-client, 100 jobs taken by 20 concurrent pilots spread over
+both servers (each exactly once), bad input refused, and a pilot's job with its log
+records as the monitor shows it from the replica."""
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import ssl
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from conftest import run_ok
+
+sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tools"))
+import testpki
 
 WORK = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 CA_CERT, CA_KEY = WORK / "ca" / "ca.crt", WORK / "ca" / "ca.key"
 SERVERS = {"mol-svc-srv1": "172.28.60.21", "mol-svc-srv2": "172.28.60.22"}
+ADDRESSES = {**SERVERS, "mol-svc-log1": "172.28.60.31"}
 USER_DN = "/DC=test/DC=panda/CN=Test User"
 PILOT_DN = "/DC=test/DC=panda/CN=Test Pilot"
 
@@ -36,47 +38,13 @@ def only_on(host, name: str) -> None:
         pytest.skip(f"runs once, on {name}")
 
 
-def client_pem(dn: str, path: Path) -> Path:
-    """A client certificate for ``dn`` signed by the scenario's CA: cert, key and CA in
-    one PEM (what panda-client reads from X509_USER_PROXY)."""
-    ca_key = serialization.load_pem_private_key(CA_KEY.read_bytes(), password=None)
-    ca = x509.load_pem_x509_certificate(CA_CERT.read_bytes())
-    key = ec.generate_private_key(ec.SECP256R1())
-    oids = {"DC": NameOID.DOMAIN_COMPONENT, "CN": NameOID.COMMON_NAME}
-    name = x509.Name(
-        [
-            x509.NameAttribute(oids[k], v)
-            for k, v in (p.split("=", 1) for p in dn.strip("/").split("/"))
-        ]
-    )
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=2))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + key_pem + CA_CERT.read_bytes())
-    path.chmod(0o600)
-    return path
-
-
 @pytest.fixture(scope="module")
 def creds(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("creds")
+    ca = testpki.load_ca(CA_CERT, CA_KEY)
     return {
-        "user": client_pem(USER_DN, d / "user.pem"),
-        "pilot": client_pem(PILOT_DN, d / "pilot.pem"),
+        "user": testpki.user_pem(USER_DN, ca, d / "user.pem"),
+        "pilot": testpki.user_pem(PILOT_DN, ca, d / "pilot.pem"),
     }
 
 
@@ -87,18 +55,25 @@ def tls(cert: Path | None = None) -> ssl.SSLContext:
     return context
 
 
-def post(server: str, path: str, body: dict, cert: Path | None) -> tuple[int, dict]:
+def post(
+    server: str, path: str, body: dict | list, cert: Path | None, port: int = 25443
+) -> tuple[int, dict]:
     request = urllib.request.Request(
-        f"https://{server}.mol.panda.test:25443{path}",
+        f"https://{server}.mol.panda.test:{port}{path}",
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
     )
     return _send(request, server, cert)
 
 
+def get(server: str, port: int, path: str) -> tuple[int, dict]:
+    request = urllib.request.Request(f"https://{server}.mol.panda.test:{port}{path}")
+    return _send(request, server, None)
+
+
 def _send(request: urllib.request.Request, server: str, cert: Path | None) -> tuple[int, dict]:
-    # The names are not in any DNS: connect to the address, verify the name.
-    handler = _Resolving(SERVERS[server], context=tls(cert))
+    # The names are not in the controller's DNS: connect to the address, verify the name.
+    handler = _Resolving(ADDRESSES[server], context=tls(cert))
     opener = urllib.request.build_opener(handler)
     try:
         with opener.open(request, timeout=30) as answer:
@@ -235,6 +210,83 @@ def test_bad_input_through_apache_is_refused(host, creds, path, body, cert, stat
     only_on(host, "mol-svc-srv1")
     got, answer = post("mol-svc-srv2", path, body, creds[cert] if cert else None)
     assert got == status and answer["success"] is False, answer
+
+
+def test_finished_job_and_its_pilot_log_show_in_the_monitor(host, creds):
+    only_on(host, "mol-svc-srv1")
+    jobs = json.dumps([positional("monitored")])
+    status, answer = post("mol-svc-srv2", "/api/v1/job/submit", {"jobs": jobs}, creds["user"])
+    assert status == 200 and answer["success"], answer
+    panda_id = answer["data"][0][0]
+    taken: list[int] = []
+    while panda_id not in taken:  # the concurrent test may have left none, or others
+        status, answer = post(
+            "mol-svc-srv1", "/api/v1/pilot/acquire_jobs", {"site_name": "SITE_B"}, creds["pilot"]
+        )
+        assert status == 200 and answer["success"], answer
+        taken.extend(j["PandaID"] for j in answer["data"]["jobs"])
+    for state in ("running", "finished"):
+        status, answer = post(
+            "mol-svc-srv1",
+            "/api/v1/pilot/update_job",
+            {"job_id": panda_id, "job_status": state, "node": "wn01"},
+            creds["pilot"],
+        )
+        assert status == 200 and answer["success"], answer
+    # A pilot logs to the logger in both forms: the JSON POST and panda-common's GET.
+    record = {"PandaID": panda_id, "name": "pilot", "levelname": "INFO", "message": "payload ok"}
+    batch = [{"headers": {"host": "wn01"}, "body": json.dumps(record)}]
+    assert post("mol-svc-log1", "/logger/logger/query", batch, None, port=8443)[0] == 200
+    query = urllib.parse.urlencode({**record, "message": "stage-out done"})
+    assert get("mol-svc-log1", 8443, f"/logger/logger/query?{query}")[0] == 200
+    # The monitors read from the replica: wait for it to catch up, on both.
+    deadline = time.monotonic() + 30
+    for monitor in SERVERS:
+        while True:
+            status, page = get(monitor, 443, f"/jobs/{panda_id}?format=json")
+            if status == 200 and page["job"]["job_status"] == "finished":
+                break
+            assert time.monotonic() < deadline, (status, page)
+            time.sleep(0.5)
+        assert page["served_by"] == monitor
+        assert [h["job_status"] for h in page["history"]][-2:] == ["running", "finished"]
+        messages = [r["message"] for r in page["records"]]
+        assert messages == ["payload ok", "stage-out done"], page
+
+
+def test_monitor_reads_the_replica_and_sees_both_servers(host):
+    if host.backend.get_hostname() not in SERVERS:
+        pytest.skip("monitors only")
+    settings = json.loads(host.file("/etc/panda-facility/monitor.json").content_string)
+    assert settings["database"]["host"] == "172.28.60.42"
+    assert settings["database"]["user"] == "panda_ro"
+    name = host.backend.get_hostname()
+    status, page = get(name, 443, "/servers?format=json")
+    assert status == 200 and page["served_by"] == name
+    assert {s["name"]: s["alive"] for s in page["servers"]} == dict.fromkeys(SERVERS, True)
+
+
+def test_logger_keeps_its_records_to_the_service_account(host):
+    only_on(host, "mol-svc-log1")
+    data = host.file("/var/lib/panda-logger")
+    assert data.user == "panda" and data.mode == 0o750
+    assert get("mol-svc-log1", 8443, "/logger/records?panda_id=1")[0] == 200  # loads the app
+    assert host.file("/var/lib/panda-logger/records.sqlite").user == "panda"
+    status, _ = get("mol-svc-log1", 8443, "/logger/records?panda_id=oops")
+    assert status == 400
+
+
+def test_reaper_timer_runs_on_each_server(host):
+    if host.backend.get_hostname() not in SERVERS:
+        pytest.skip("servers only")
+    assert host.service("panda-reaper.timer").is_enabled
+    assert host.service("panda-reaper.timer").is_running
+    out = run_ok(
+        host,
+        "runuser -u panda -- env PYTHONPATH=/opt/panda-facility/lib python3"
+        " -m pandafacility.reaper --config /etc/panda-facility/server.json",
+    )
+    assert set(json.loads(out)) == {"activated", "failed"}
 
 
 def test_schema_applied_once(host):
