@@ -150,7 +150,9 @@ UPDATABLE = (
 
 def update(conn: Any, panda_id: int, state: str, values: dict[str, Any] | None = None) -> dict:
     """Record a pilot's report on a job: a heartbeat, a new state, or the end. Returns
-    the job afterwards. Raises JobError for an unknown job or a move can_move refuses."""
+    the job afterwards. A report on a cancelled job changes nothing and returns it as
+    it is (the server then tells the pilot to kill the payload). Raises JobError for an
+    unknown job or a move can_move refuses."""
     values = {k: v for k, v in (values or {}).items() if k in UPDATABLE}
     with conn.cursor() as cur:
         cur.execute("SELECT job_status FROM jobs WHERE panda_id = %s FOR UPDATE", (panda_id,))
@@ -159,6 +161,11 @@ def update(conn: Any, panda_id: int, state: str, values: dict[str, Any] | None =
             conn.rollback()
             raise JobError(f"unknown job {panda_id}")
         old = row["job_status"]
+        if old == "cancelled" and state in ACTIVE | FINAL:
+            cur.execute("SELECT * FROM jobs WHERE panda_id = %s", (panda_id,))
+            job = cur.fetchone()
+            conn.rollback()
+            return job
         if not can_move(old, state):
             conn.rollback()
             raise JobError(f"job {panda_id} is {old}: cannot become {state}")
@@ -168,6 +175,10 @@ def update(conn: Any, panda_id: int, state: str, values: dict[str, Any] | None =
             sets.append("heartbeat_time = UTC_TIMESTAMP(6)")
         if state != old:
             sets.append("state_changed_time = UTC_TIMESTAMP(6)")
+        if state == "running":
+            sets.append("start_time = COALESCE(start_time, UTC_TIMESTAMP(6))")
+        if state in FINAL and state != old:
+            sets.append("end_time = UTC_TIMESTAMP(6)")
         for key, value in values.items():
             sets.append(f"{key} = %s")
             args.append(value)

@@ -134,7 +134,12 @@ def test_json_pilot_acquires_several_and_sees_a_kill(server, conn):
     status, answer = post_json(
         server, "/api/v1/pilot/update_job", {"job_id": got[0], "job_status": "running"}, dn=PILOT
     )
-    assert status == 400 and not answer["success"]  # cancelled is final
+    # Cancelled is final: the heartbeat changes nothing and tells the pilot to kill.
+    assert status == 200 and answer["success"] and answer["command"] == "tobekilled"
+    conn.commit()
+    with conn.cursor() as cur:
+        cur.execute("SELECT job_status FROM jobs WHERE panda_id = %s", (got[0],))
+        assert cur.fetchone()["job_status"] == "cancelled"
     status, answer = post_json(
         server, "/api/v1/pilot/update_job", {"job_id": got[1], "job_status": "running"}, dn=PILOT
     )
