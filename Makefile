@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 ACT   := source $(VENV)/bin/activate &&
 LAB   := $(ACT) python tools/lab.py
 
-.PHONY: setup deploy lab-up lab-down test lint unit preflight molecule lab-test bench bench-db bench-lb bench-services clean
+.PHONY: setup deploy lab-up lab-down test lint unit preflight molecule lab-test bench bench-db bench-lb bench-services bench-cache bench-pilots clean
 
 ## setup: project virtualenv with the pinned toolchain, and the collection link
 setup: $(VENV)/.stamp .collections/ansible_collections/panda/facility
@@ -43,6 +43,10 @@ bench-lb: setup
 	$(ACT) python bench/loadbalancer.py
 bench-services: setup
 	$(ACT) python bench/services.py
+bench-cache: setup
+	$(ACT) python bench/pilot_cache.py
+bench-pilots: setup
+	$(ACT) python bench/pilots.py
 
 clean: lab-down
 	rm -rf .collections .cache

@@ -3,6 +3,7 @@ how much CPU each of its containers used."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -42,3 +43,24 @@ def cpu_seconds(container: str) -> float:
             fields = dict(line.split() for line in stat.read_text().splitlines())
             return int(fields["usage_usec"]) / 1e6
     raise FileNotFoundError(f"no CPU accounting found for container {container}")
+
+
+def add_scenario_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keep", action="store_true", help="leave the scenario up")
+    parser.add_argument("--reuse", action="store_true", help="use the converged scenario")
+
+
+def bring_up(scenario: str, reuse: bool) -> None:
+    """Docker, the images and a freshly converged scenario (or the one up, with reuse)."""
+    import lab
+
+    lab.ensure_docker()
+    if not reuse:
+        lab.ensure_images()
+        for action in ("destroy", "create", "converge"):
+            molecule(scenario, action)
+
+
+def tear_down(scenario: str, args: argparse.Namespace) -> None:
+    if not (args.keep or args.reuse):
+        molecule(scenario, "destroy")

@@ -34,9 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 import testpki
-from scenario import cpu_seconds, ephemeral_ca, molecule
+from scenario import add_scenario_options, bring_up, cpu_seconds, ephemeral_ca, tear_down
 
-import lab
 from loadgen import percentile
 from pandafacility.jobspec import JOB_ATTRIBUTES
 
@@ -141,16 +140,10 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=3000, help="jobs per round and target")
     parser.add_argument("--pilots", type=int, default=20, help="concurrent pilot clients")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per target")
-    parser.add_argument("--keep", action="store_true", help="leave the scenario up")
-    parser.add_argument("--reuse", action="store_true", help="use the converged scenario")
+    add_scenario_options(parser)
     args = parser.parse_args()
 
-    lab.ensure_docker()
-    if not args.reuse:
-        lab.ensure_images()
-        molecule(SCENARIO, "destroy")
-        molecule(SCENARIO, "create")
-        molecule(SCENARIO, "converge")
+    bring_up(SCENARIO, args.reuse)
     targets = {"one server": ["mol-svc-srv1"], "two servers": list(SERVERS)}
     runs: dict[str, list[dict]] = {name: [] for name in targets}
     try:
@@ -167,8 +160,7 @@ def main() -> int:
                 submit(user, args.jobs)
                 runs[name].append(drain(pilot, servers, args.pilots))
     finally:
-        if not (args.keep or args.reuse):
-            molecule(SCENARIO, "destroy")
+        tear_down(SCENARIO, args)
 
     best = {name: sorted(r, key=lambda x: x["rate"])[len(r) // 2] for name, r in runs.items()}
     print(

@@ -25,6 +25,9 @@ description:
   - C(lb_services) completes each service entry with the load balancer defaults.
   - C(vrrp_priorities) gives each load balancer's priority in a VRRP group.
   - C(queue_data) gives the queue data pilots read, by queue name.
+  - C(queue_problems) lists what is wrong with the queues' placement on submit hosts.
+  - C(factory_queues) gives the queues one submit host's pilot factory serves.
+  - C(dn_subject) turns a grid DN (/DC=org/CN=name) into an ordered subject.
 """
 
 
@@ -145,11 +148,103 @@ def vrrp_priorities(group: Mapping, hosts: Iterable[str]) -> dict[str, int]:
     }
 
 
-def queue_data(queues: Iterable[Mapping], placement: Iterable[str] = ("submit_host",)) -> dict:
+# Keys of a facility_queues entry that place and pace its pilots; the rest is the queue
+# data pilots read.
+FACTORY_KEYS = (
+    "submit_host", "site", "grid_resource", "shared",
+    "min_idle", "max_idle", "jobs_per_pilot", "max_per_cycle",
+)  # fmt: skip
+_PACE = ("min_idle", "max_idle", "jobs_per_pilot", "max_per_cycle")
+
+
+def queue_data(queues: Iterable[Mapping], placement: Iterable[str] = FACTORY_KEYS) -> dict:
     """Each queue's data for the pilots, by name: the inventory entry without its name
     and without the keys that only place it in the facility (its submit host)."""
     skip = {"name", *placement}
     return {str(q["name"]): {k: v for k, v in q.items() if k not in skip} for q in queues}
+
+
+def _submit_hosts(queue: Mapping) -> list[str]:
+    value = queue.get("submit_host")
+    if value in (None, "", []):
+        return []
+    return [str(value)] if isinstance(value, str) else [str(v) for v in value]
+
+
+def queue_problems(
+    queues: Iterable[Mapping], submit_hosts: Iterable[str], sites: Iterable[str]
+) -> list[str]:
+    """Each queue needs one submit host of the group (several only with shared: true),
+    a site of the grid_sites group or its own grid_resource, and sane pacing."""
+    hosts, site_names = set(submit_hosts), set(sites)
+    problems = []
+    for queue in queues:
+        name = queue.get("name", "?")
+        placed = _submit_hosts(queue)
+        if not placed:
+            problems.append(f"queue {name}: no submit_host")
+        elif len(placed) > 1 and not queue.get("shared"):
+            problems.append(
+                f"queue {name}: on {len(placed)} submit hosts ({', '.join(placed)});"
+                " a queue served by several needs shared: true"
+            )
+        outside = [h for h in placed if h not in hosts]
+        problems += [f"queue {name}: submit_host {h} is not in submit_hosts" for h in outside]
+        if not queue.get("grid_resource") and not queue.get("site"):
+            problems.append(f"queue {name}: no site (a host of grid_sites) nor grid_resource")
+        elif not queue.get("grid_resource") and queue.get("site") not in site_names:
+            problems.append(
+                f"queue {name}: site {queue.get('site')!r} is not a host of grid_sites"
+                " (or give the queue a grid_resource)"
+            )
+        pace = {k: queue[k] for k in _PACE if k in queue}
+        bad = [k for k, v in pace.items() if not isinstance(v, int | float) or v < 0]
+        if bad:
+            problems.append(f"queue {name}: {', '.join(bad)} must be numbers, not negative")
+        elif pace.get("jobs_per_pilot", 1) <= 0 or pace.get("max_per_cycle", 1) < 1:
+            problems.append(f"queue {name}: jobs_per_pilot and max_per_cycle must be positive")
+        elif pace.get("min_idle", 0) > pace.get("max_idle", float("inf")):
+            problems.append(f"queue {name}: min_idle is above max_idle")
+    return problems
+
+
+def factory_queues(
+    queues: Iterable[Mapping], host: str, defaults: Mapping, domain: str = ""
+) -> list[dict]:
+    """The queues ``host``'s factory serves, with their grid_resource and pacing; a queue
+    shared by n hosts gives each an n-th of its idle target."""
+    mine = []
+    for queue in queues:
+        placed = _submit_hosts(queue)
+        if host not in placed:
+            continue
+        pace = {**defaults, **{k: queue[k] for k in _PACE if k in queue}}
+        share = len(placed)
+        site = str(queue.get("site", ""))
+        name = site.split(".")[0]
+        grid = queue.get("grid_resource") or (
+            f"condor {name}@{name} {host_fqdn(site, domain)}:9618"
+        )
+        mine.append(
+            {
+                "name": str(queue["name"]),
+                "grid_resource": str(grid),
+                "min_idle": -(-int(pace["min_idle"]) // share),
+                "max_idle": -(-int(pace["max_idle"]) // share),
+                "jobs_per_pilot": float(pace["jobs_per_pilot"]) * share,
+                "max_per_cycle": int(pace["max_per_cycle"]),
+            }
+        )
+    return mine
+
+
+def dn_subject(dn: str) -> list[dict[str, str]]:
+    """/DC=org/OU=Robots/CN=pilot -> [{"DC": "org"}, {"OU": "Robots"}, {"CN": "pilot"}]:
+    the ordered subject that community.crypto's subject_ordered takes."""
+    parts = [p for p in str(dn).split("/") if p]
+    if not parts or any("=" not in p for p in parts):
+        raise ValueError(f"not a DN of the /KEY=value/... form: {dn!r}")
+    return [dict([p.split("=", 1)]) for p in parts]
 
 
 class FilterModule:
@@ -168,4 +263,7 @@ class FilterModule:
             "lb_services": lb_services,
             "vrrp_priorities": vrrp_priorities,
             "queue_data": queue_data,
+            "queue_problems": queue_problems,
+            "factory_queues": factory_queues,
+            "dn_subject": dn_subject,
         }

@@ -264,3 +264,37 @@ def queue_activated(conn: Any) -> dict[str, int]:
         rows = cur.fetchall()
     conn.rollback()
     return {row["computing_site"]: int(row["n"]) for row in rows}
+
+
+@dataclass(frozen=True)
+class PilotStats:
+    """What a pilot factory counted for one queue in one cycle."""
+
+    queue: str
+    idle: int
+    running: int
+    held: int
+    submitted_total: int
+    last_error: str | None = None
+
+
+def record_pilot_stats(conn: Any, submit_host: str, stats: list[PilotStats]) -> None:
+    """A factory's cycle: the current figures per (queue, host), and their history."""
+    with conn.cursor() as cur:
+        for s in stats:
+            cur.execute(
+                "INSERT INTO pilot_stats (queue, submit_host, idle, running, held,"
+                " submitted_total, last_error, cycle_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP(6))"
+                " ON DUPLICATE KEY UPDATE idle = VALUES(idle), running = VALUES(running),"
+                " held = VALUES(held), submitted_total = VALUES(submitted_total),"
+                " last_error = VALUES(last_error), cycle_at = VALUES(cycle_at)",
+                (s.queue, submit_host, s.idle, s.running, s.held, s.submitted_total,
+                 s.last_error),
+            )  # fmt: skip
+        cur.executemany(
+            "INSERT INTO pilot_stats_history (queue, submit_host, idle, running, held, at)"
+            " VALUES (%s, %s, %s, %s, %s, UTC_TIMESTAMP(6))",
+            [(s.queue, submit_host, s.idle, s.running, s.held) for s in stats],
+        )
+    conn.commit()

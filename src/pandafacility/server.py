@@ -129,6 +129,7 @@ class Server:
             ("POST", "/api/v1/job/get_status"): self.get_status,
             ("POST", "/api/v1/job/kill"): self.kill,
             ("GET", "/api/v1/statistics/activated"): self.activated,
+            ("POST", "/api/v1/factory/report"): self.factory_report,
         }
 
     # -- WSGI -------------------------------------------------------------------------
@@ -305,6 +306,30 @@ class Server:
     # -- the pilot factory and the pilots' queue data ---------------------------------
     def activated(self, request: Request, identity: Identity) -> dict[str, Any]:
         return envelope(jobs.queue_activated(self.db.get()))
+
+    def factory_report(self, request: Request, identity: Identity) -> dict[str, Any]:
+        """A pilot factory's counts per queue for one cycle (the monitor's pilot page)."""
+        self.need_production(identity)
+        fields = request.json()
+        host = text(fields, "submit_host", limit=255)
+        queues = fields.get("queues")
+        if not host or not isinstance(queues, list) or len(queues) > 1000:
+            raise HttpError(400, "submit_host and a list of at most 1000 queues are required")
+        stats = []
+        for entry in queues:
+            if not isinstance(entry, dict):
+                raise HttpError(400, "each queue is an object")
+            counts = {k: integer(entry, k, 0) for k in ("idle", "running", "held")}
+            total = integer(entry, "submitted_total", 0)
+            if min(*counts.values(), total) < 0:
+                raise HttpError(400, "counts cannot be negative")
+            error = text(entry, "last_error", "", limit=500) or None
+            stats.append(
+                jobs.PilotStats(self.queue(text(entry, "queue", limit=128), "queue"),
+                                submitted_total=total, last_error=error, **counts)
+            )  # fmt: skip
+        jobs.record_pilot_stats(self.db.get(), host, stats)
+        return envelope({"recorded": len(stats)})
 
     def schedconfig(
         self, request: Request, start_response: StartResponse, headers: list[tuple[str, str]]

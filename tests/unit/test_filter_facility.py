@@ -146,3 +146,51 @@ def test_vrrp_priorities_from_inventory_else_from_order():
         "lb3": 180,
     }
     assert facility.vrrp_priorities({}, hosts) == {"lb1": 200, "lb2": 190, "lb3": 180}
+
+
+# --- queues on submit hosts -----------------------------------------------------------
+
+QUEUES = [
+    {"name": "A", "site": "site1", "submit_host": "submit1", "corecount": 1},
+    {"name": "B", "site": "site2.lab.test", "submit_host": ["submit1", "submit2"],
+     "shared": True, "min_idle": 3, "max_idle": 9, "maxtime": 60},
+    {"name": "C", "grid_resource": "condor ce@ce ce.example.org:9619", "submit_host": "submit2"},
+]  # fmt: skip
+
+
+def test_queue_data_leaves_out_the_factory_keys():
+    data = facility.queue_data(QUEUES)
+    assert data["A"] == {"corecount": 1} and data["B"] == {"maxtime": 60} and data["C"] == {}
+
+
+def test_a_good_placement_has_no_problems():
+    sites = ["site1", "site2.lab.test"]
+    assert facility.queue_problems(QUEUES, ["submit1", "submit2"], sites) == []
+
+
+@pytest.mark.parametrize(
+    "queue,words",
+    [
+        ({"name": "X", "site": "site1"}, "no submit_host"),
+        ({"name": "X", "site": "site1", "submit_host": ["submit1", "submit2"]}, "shared: true"),
+        ({"name": "X", "site": "site1", "submit_host": "submit9"}, "submit9 is not in"),
+        ({"name": "X", "site": "nowhere", "submit_host": "submit1"}, "'nowhere' is not a host"),
+        ({"name": "X", "site": "site1", "submit_host": "submit1", "min_idle": -1}, "negative"),
+        ({"name": "X", "site": "site1", "submit_host": "submit1", "min_idle": 5, "max_idle": 2},
+         "above max_idle"),
+    ],
+)  # fmt: skip
+def test_placement_problems_name_the_queue_and_the_fault(queue, words):
+    problems = facility.queue_problems([queue], ["submit1", "submit2"], ["site1"])
+    assert len(problems) == 1 and "queue X" in problems[0] and words in problems[0], problems
+
+
+def test_factory_queues_of_a_host_with_shares():
+    defaults = {"min_idle": 1, "max_idle": 100, "jobs_per_pilot": 1, "max_per_cycle": 50}
+    mine = facility.factory_queues(QUEUES, "submit1", defaults, "lab.test")
+    assert [q["name"] for q in mine] == ["A", "B"]
+    assert mine[0]["grid_resource"] == "condor site1@site1 site1.lab.test:9618"
+    assert mine[1]["grid_resource"] == "condor site2@site2 site2.lab.test:9618"
+    assert (mine[1]["min_idle"], mine[1]["max_idle"], mine[1]["jobs_per_pilot"]) == (2, 5, 2.0)
+    other = facility.factory_queues(QUEUES, "submit2", defaults, "lab.test")
+    assert [q["grid_resource"] for q in other][-1] == "condor ce@ce ce.example.org:9619"

@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Benchmark of pilot submission: how fast one submit host's schedd hands pilots to one
+site through Condor-G, as the pilot factory submits them.
+
+Uses the molecule scenario `htcondor` (a submit host and a site with 2 slots):
+  1. creates and converges it (or, with --reuse, takes it as it stands);
+  2. submits --pilots grid jobs in one cluster, as the service account, with the same
+     description the factory writes (pandafacility.factory.submit_description), the
+     payload being /bin/true;
+  3. polls condor_q until every pilot has a GridJobId (accepted by the site's schedd)
+     and prints pilots/s for the local submit and for the hand-over to the site;
+  4. removes the pilots and destroys the scenario (unless --keep or --reuse).
+Prints figures only; exits non-zero when a step fails, never on a figure.
+
+    .venv/bin/python bench/pilots.py [--pilots 1000] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+from scenario import add_scenario_options, bring_up, tear_down
+
+from pandafacility.factory import FactoryConfig, QueueConfig, submit_description
+
+SCENARIO = "htcondor"
+SUBMIT = "mol-htc-submit1"
+SITE = "mol-htc-site1"
+WORK = "/var/lib/panda/bench-pilots"
+
+
+def as_panda(script: str, stdin: str | None = None) -> str:
+    proc = subprocess.run(
+        ["docker", "exec", "-i", SUBMIT, "runuser", "-u", "panda", "--", "sh", "-c", script],
+        input=stdin,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"{script}: {proc.stderr or proc.stdout}")
+    return proc.stdout
+
+
+def description(pilots: int) -> str:
+    queue = QueueConfig("BENCH", f"condor {SITE}@{SITE} {SITE}.mol.panda.test:9618")
+    config = FactoryConfig(
+        instance="bench", server="https://unused", pilot_url="http://unused",
+        queues=(queue,), work_dir=WORK,
+    )  # fmt: skip
+    text = submit_description(config, queue, pilots)
+    lines = [
+        "executable = /bin/true" if line.startswith("executable") else line
+        for line in text.splitlines()
+        if not line.startswith(("arguments", "output", "error"))
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pilots", type=int, default=1000)
+    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait, at most")
+    add_scenario_options(parser)
+    args = parser.parse_args()
+
+    bring_up(SCENARIO, args.reuse)
+    try:
+        as_panda(f"rm -rf {WORK} && mkdir -p {WORK}/logs/BENCH")
+        as_panda(f"cat > {WORK}/bench.sub", stdin=description(args.pilots))
+        start = time.monotonic()
+        as_panda(f"cd {WORK} && condor_submit -terse bench.sub")
+        submitted = time.monotonic() - start
+        handed, deadline = 0, start + args.timeout
+        while time.monotonic() < deadline:
+            out = as_panda("condor_q -constraint 'PandaFactory == \"bench\"' -af GridJobId")
+            left = [line for line in out.splitlines() if line.strip()]
+            handed = sum(1 for line in left if line != "undefined") + (args.pilots - len(left))
+            if handed >= args.pilots:
+                break
+            time.sleep(1)
+        handover = time.monotonic() - start
+        as_panda("condor_rm -constraint 'PandaFactory == \"bench\"' || true")
+    finally:
+        tear_down(SCENARIO, args)
+
+    print(f"\nPilot submission into one site ({args.pilots} Condor-G pilots, one cluster)")
+    print(f"local submit (condor_submit):    {args.pilots / submitted:8.1f} pilots/s")
+    print(
+        f"handed to the site's schedd:     {handed / handover:8.1f} pilots/s "
+        f"({handed} of {args.pilots} in {handover:.1f} s; aim >= 20/s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

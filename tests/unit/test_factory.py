@@ -1,0 +1,101 @@
+"""The pilot factory's arithmetic and what it hands HTCondor, without HTCondor: the
+target of idle pilots, what a cycle submits and removes, the parsing of condor_q and
+the Condor-G submit description. The real schedd is the molecule scenarios' part."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pandafacility.factory import (
+    FactoryConfig,
+    PilotCounts,
+    QueueConfig,
+    parse_condor_q,
+    plan,
+    submit_description,
+    target_idle,
+)
+
+GRID = "condor site1@site1 site1.lab.panda.test:9618"
+
+
+def queue(**kw) -> QueueConfig:
+    return QueueConfig(**{"name": "SITE_A", "grid_resource": GRID, **kw})
+
+
+@pytest.mark.parametrize(
+    "activated,expected", [(0, 2), (1, 2), (10, 5), (25, 13), (1000, 40), (-3, 2)]
+)
+def test_target_grows_with_waiting_jobs_within_bounds(activated, expected):
+    assert target_idle(queue(min_idle=2, max_idle=40, jobs_per_pilot=2), activated) == expected
+
+
+def test_plan_submits_what_is_missing_bounded_per_cycle():
+    q = queue(min_idle=1, max_idle=500, max_per_cycle=50)
+    assert plan(q, 300, PilotCounts(idle=20)) == (50, [])
+    assert plan(q, 30, PilotCounts(idle=20)) == (10, [])
+
+
+def test_plan_removes_only_the_newest_idle_surplus():
+    counts = PilotCounts(idle=4, running=7, idle_ids=["3.0", "3.1", "4.0", "5.0"])
+    assert plan(queue(min_idle=1), 0, counts) == (0, ["3.1", "4.0", "5.0"])
+    assert plan(queue(min_idle=1), 4, counts) == (0, [])
+
+
+def test_parse_condor_q_counts_by_queue_and_orders_idle_ids():
+    out = "A 1 10 1\nA 1 9 0\nA 2 8 0\nB 5 7 0\nB 1 10 0\ngarbage\nA 4 6 0\n"
+    counts = parse_condor_q(out)
+    assert (counts["A"].idle, counts["A"].running, counts["A"].held) == (2, 1, 0)
+    assert counts["A"].idle_ids == ["9.0", "10.1"]
+    assert (counts["B"].idle, counts["B"].held) == (1, 1)
+
+
+def test_submit_description_is_a_nonessential_grid_job(tmp_path):
+    config = FactoryConfig(
+        instance="submit1",
+        server="https://pandaserver.lab.panda.test:25443",
+        pilot_url="http://cache1.lab.panda.test/pilot/pilot.tar.gz",
+        queues=(queue(),),
+        ca_file="/etc/panda-facility/tls/ca.crt",
+        cert="/var/lib/panda/autopilot/pilot.pem",
+        work_dir=str(tmp_path),
+        pilot_args=("--max-jobs", "it's 3"),
+    )
+    text = submit_description(config, queue(), 7)
+    lines = dict(line.split(" = ", 1) for line in text.splitlines() if " = " in line)
+    assert lines["universe"] == "grid" and lines["grid_resource"] == GRID
+    assert lines["+Nonessential"] == "True" and lines["+PandaQueue"] == '"SITE_A"'
+    assert lines["+PandaFactory"] == '"submit1"'
+    assert lines["transfer_input_files"].split(", ") == [config.ca_file, config.cert]
+    args = lines["arguments"]
+    assert "--ca ca.crt --cert pilot.pem" in args and "'it''s 3'" in args
+    assert text.rstrip().endswith("queue 7")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"name": "bad name"},
+        {"grid_resource": "batch pbs site"},
+        {"min_idle": -1},
+        {"min_idle": 5, "max_idle": 2},
+        {"max_per_cycle": 0},
+        {"jobs_per_pilot": 0},
+    ],
+)
+def test_bad_queue_settings_are_refused(bad):
+    with pytest.raises(ValueError):
+        queue(**bad)
+
+
+def test_a_queue_listed_twice_is_refused(tmp_path):
+    path = tmp_path / "autopilot.json"
+    entry = {"name": "SITE_A", "grid_resource": GRID}
+    path.write_text(
+        json.dumps({"instance": "s", "server": "https://x", "pilot_url": "http://y",
+                    "queues": [entry, entry]})
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="twice"):
+        FactoryConfig.load(path)

@@ -1,0 +1,79 @@
+"""The pilot wrapper: downloads the pilot code over HTTP, unpacks it safely and runs the
+pilot with the remaining arguments, returning its exit code."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from pandafacility import wrapper
+
+PILOT = b"import sys\nopen('ran.txt', 'w').write(' '.join(sys.argv[1:]))\nsys.exit(3)\n"
+
+
+def tarball(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def start(body: bytes) -> str:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        servers.append(httpd)
+        return f"http://127.0.0.1:{httpd.server_address[1]}/pilot/pilot.tar.gz"
+
+    yield start
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_wrapper_runs_the_downloaded_pilot_with_its_arguments(serve, tmp_path, monkeypatch):
+    url = serve(tarball({"pilot/pilot.py": PILOT}))
+    monkeypatch.chdir(tmp_path)
+    assert wrapper.main(["--pilot-url", url, "--", "--queue", "SITE_A"]) == 3
+    assert (tmp_path / "ran.txt").read_text() == "--queue SITE_A"
+
+
+def test_tarball_escaping_its_directory_is_refused(serve, tmp_path, monkeypatch):
+    url = serve(tarball({"../evil.py": b"x", "pilot/pilot.py": PILOT}))
+    monkeypatch.chdir(tmp_path)
+    assert wrapper.main(["--pilot-url", url]) == 64
+    assert not (tmp_path.parent / "evil.py").exists()
+
+
+def test_tarball_without_a_pilot_is_refused(serve, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert wrapper.main(["--pilot-url", serve(tarball({"README": b"x"}))]) == 64
+
+
+def test_unreachable_cache_ends_with_64(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(wrapper, "ATTEMPTS", 1)
+    url = "http://127.0.0.1:9/pilot/pilot.tar.gz"
+    assert wrapper.main(["--pilot-url", url]) == 64
+    assert os.listdir(tmp_path) == []
