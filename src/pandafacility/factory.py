@@ -302,14 +302,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--once", action="store_true", help="one cycle, then exit")
     args = parser.parse_args(argv)
+    # First: a reload or stop that comes while it starts must not kill it.
+    stop, reload = threading.Event(), threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: reload.set())
     try:
         factory = Factory(FactoryConfig.load(args.config))
     except (OSError, ValueError, TypeError) as exc:
         print(f"factory: bad configuration {args.config}: {exc}", file=sys.stderr)
         return 2
-    stop, reload = threading.Event(), threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: reload.set())
     while True:
         if reload.is_set():
             reload.clear()
