@@ -99,3 +99,17 @@ def test_a_queue_listed_twice_is_refused(tmp_path):
     )  # fmt: skip
     with pytest.raises(ValueError, match="twice"):
         FactoryConfig.load(path)
+
+
+def test_one_cycle_without_server_or_schedd_changes_nothing_and_says_why(tmp_path, capsys):
+    from pandafacility import factory
+
+    path = tmp_path / "autopilot.json"
+    path.write_text(
+        json.dumps({"instance": "s", "server": "https://127.0.0.1:9", "pilot_url": "http://y",
+                    "work_dir": str(tmp_path), "queues": [{"name": "Q", "grid_resource": GRID}]})
+    )  # fmt: skip
+    assert factory.main(["--config", str(path), "--once"]) == 0
+    (queue,) = json.loads((tmp_path / "status.json").read_text())["queues"]
+    assert queue["last_error"].startswith("server:") and queue["submitted_total"] == 0
+    assert factory.main(["--config", str(tmp_path / "missing.json")]) == 2
