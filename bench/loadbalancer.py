@@ -27,10 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 
-from scenario import ephemeral_ca, molecule
-
 import lab
 import loadgen
+from scenario import ephemeral_ca, molecule
 from sitecheck import ROOT
 
 SCENARIO = "loadbalancer"

@@ -2,7 +2,7 @@
 """Benchmark of the pilot code service: downloads/s of the pilot tarball from the Squid
 memory cache against the same downloads straight from the origin, in one run.
 
-Uses the molecule scenario `pilot_cache` (one host: git origin, Apache on loopback,
+Uses the molecule scenario `pilots`, its cache host (git origin, Apache on loopback,
 Squid in front):
   1. creates and converges it (or, with --reuse, takes it as it stands);
   2. pushes a commit that makes the tarball about --size-kb (pilot3's is ~1.5 MB);
@@ -29,11 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 
 from scenario import ROOT, add_scenario_options, bring_up, tear_down
 
-SCENARIO = "pilot_cache"
-HOST = "mol-cache1"
+SCENARIO = "pilots"
+HOST = "mol-pil-cache1"
 CACHE = "http://127.0.0.1/pilot/pilot.tar.gz"
 ORIGIN = "http://127.0.0.1:8081/pilot/pilot.tar.gz"
 ORIGIN_LOG = "/var/log/apache2/pilot-origin-access.log"
+LOADGEN = "/var/tmp/loadgen.py"
 
 
 def in_host(*cmd: str, stdin: str | None = None) -> str:
@@ -63,7 +64,7 @@ def origin_requests() -> int:
 
 def measure(url: str, requests: int, concurrency: int) -> dict:
     out = in_host(
-        "python3", "/tmp/loadgen.py", url, "--requests", str(requests),
+        "python3", LOADGEN, url, "--requests", str(requests),
         "--concurrency", str(concurrency), "--timeout", "10", "--deadline", "300",
     )  # fmt: skip
     return json.loads(out.strip().splitlines()[-1])
@@ -80,10 +81,8 @@ def main() -> int:
 
     bring_up(SCENARIO, args.reuse)
     try:
-        subprocess.run(
-            ["docker", "cp", str(ROOT / "tools" / "loadgen.py"), f"{HOST}:/tmp/loadgen.py"],
-            check=True,
-        )
+        # Not docker cp: /tmp in the container is systemd's tmpfs, which docker cp misses.
+        in_host("sh", "-c", f"cat > {LOADGEN}", stdin=(ROOT / "tools" / "loadgen.py").read_text())
         size = push_payload(args.size_kb)
         measure(CACHE, 50, 2)  # the first download after the push fills the cache
         runs: dict[str, list[dict]] = {"cache": [], "origin": []}

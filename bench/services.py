@@ -19,10 +19,7 @@ Prints figures only; exits non-zero when a step fails, never on a figure.
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import os
-import socket
 import ssl
 import sys
 import tempfile
@@ -34,10 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 import testpki
-from scenario import add_scenario_options, bring_up, cpu_seconds, ephemeral_ca, tear_down
-
 from loadgen import percentile
-from pandafacility.jobspec import JOB_ATTRIBUTES
+from pandaapi import Session, context
+from scenario import add_scenario_options, bring_up, cpu_seconds, ephemeral_ca, tear_down
 
 SCENARIO = "panda_services"
 DOMAIN = "mol.panda.test"
@@ -49,44 +45,15 @@ USER_DN = "/DC=test/DC=panda/CN=Bench User"
 PILOT_DN = "/DC=test/DC=panda/CN=Test Pilot"  # the scenario's production DN
 
 
-class Session:
-    """One keep-alive HTTPS connection to a server, its name verified."""
-
-    def __init__(self, server: str, context: ssl.SSLContext) -> None:
-        address = SERVERS[server]
-
-        class Connection(http.client.HTTPSConnection):
-            def connect(self) -> None:
-                sock = socket.create_connection((address, PORT), self.timeout)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                self.sock = context.wrap_socket(sock, server_hostname=self.host)
-
-        self.conn = Connection(f"{server}.{DOMAIN}", PORT, timeout=30, context=context)
-
-    def post(self, path: str, body: dict) -> dict:
-        self.conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
-        answer = self.conn.getresponse()
-        data = json.loads(answer.read())
-        if answer.status != 200:
-            raise RuntimeError(f"{path}: HTTP {answer.status} {data}")
-        return data
-
-
-def context(ca: Path, cert: Path) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(ca))
-    ctx.load_cert_chain(str(cert))
-    return ctx
+def session_to(server: str, ctx: ssl.SSLContext) -> Session:
+    return Session(SERVERS[server], f"{server}.{DOMAIN}", PORT, ctx)
 
 
 def submit(user: ssl.SSLContext, count: int) -> None:
-    session = Session("mol-svc-srv1", user)
+    session = session_to("mol-svc-srv1", user)
     values = {"computingSite": QUEUE, "transformation": "/bin/true", "jobName": "bench"}
     for start in range(0, count, 500):
-        job = [values.get(a, "NULL") for a in JOB_ATTRIBUTES] + [[]]
-        batch = [job] * min(500, count - start)
-        answer = session.post("/api/v1/job/submit", {"jobs": json.dumps(batch)})
-        if not answer["success"]:
-            raise RuntimeError(f"submit refused: {answer}")
+        session.submit([values] * min(500, count - start))
 
 
 def drain(pilot: ssl.SSLContext, servers: list[str], pilots: int) -> dict:
@@ -98,7 +65,7 @@ def drain(pilot: ssl.SSLContext, servers: list[str], pilots: int) -> dict:
     go = threading.Event()
 
     def run(index: int) -> None:
-        session = Session(servers[index % len(servers)], pilot)
+        session = session_to(servers[index % len(servers)], pilot)
         mine: list[float] = []
         got = 0
         go.wait()

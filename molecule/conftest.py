@@ -14,6 +14,12 @@ def other_host(name: str) -> testinfra.host.Host:
     return testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}")
 
 
+def only_on(host: testinfra.host.Host, *names: str) -> None:
+    """Skip the test unless it runs on one of these hosts (the suite runs on every host)."""
+    if host.backend.get_hostname() not in names:
+        pytest.skip(f"runs on {', '.join(names)}")
+
+
 def run_ok(host: testinfra.host.Host, *args: str) -> str:
     """Run a command that must succeed; on failure show what it printed."""
     cmd = host.run(*args)

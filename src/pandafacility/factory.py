@@ -71,6 +71,7 @@ class FactoryConfig:
     logger: str = ""
     cycle_seconds: float = 60.0
     schedd_cache_seconds: float = 30.0
+    held_remove_seconds: int = 1800  # Condor-G holds what it cannot submit; drop it
     work_dir: str = "/var/lib/panda/autopilot"
     pilot_args: tuple[str, ...] = ()
 
@@ -155,6 +156,8 @@ def submit_description(config: FactoryConfig, queue: QueueConfig, count: int) ->
         f"error = {logs}/$(Cluster).$(Process).err",
         f"log = {logs}/pilots.log",
         "+Nonessential = True",
+        "periodic_remove = JobStatus == 5 && "
+        f"time() - EnteredCurrentStatus > {int(config.held_remove_seconds)}",
         f'+PandaQueue = "{queue.name}"',
         f'+PandaFactory = "{config.instance}"',
         f"queue {count}",

@@ -25,6 +25,7 @@ from pathlib import Path
 
 ATTEMPTS = 3
 MAX_SIZE = 256 * 1024 * 1024
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 def download(url: str, ca: str = "", attempts: int | None = None) -> bytes:
@@ -70,7 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrapper: no pilot code: {exc}", file=sys.stderr)
         return 64
     print(f"wrapper: running {pilot} from {args.pilot_url}", flush=True)
-    return subprocess.call([sys.executable, str(pilot), *rest], cwd=work)
+    # A batch system may start the job without PATH: Python then cannot name its own
+    # executable, and payloads expect the usual directories.
+    os.environ.setdefault("PATH", DEFAULT_PATH)
+    python = sys.executable or os.path.realpath("/proc/self/exe")
+    return subprocess.call([python, str(pilot), *rest], cwd=work)
 
 
 if __name__ == "__main__":

@@ -165,7 +165,12 @@ def test_reaper_interval_is_named(tmp_path):
 
 def test_production_example_is_valid(tmp_path):
     vault = tmp_path / "vault.yml"
-    secrets = [*PASSWORDS, "loadbalancer_stats_password"]
+    secrets = [
+        *PASSWORDS,
+        "loadbalancer_stats_password",
+        "autopilot_pilot_cert",
+        "autopilot_pilot_key",
+    ]
     vault.write_text(yaml.safe_dump({f"vault_{name}": "example" for name in secrets}))
     proc = site(
         ROOT / "inventories" / "production-example",
@@ -253,3 +258,33 @@ def test_rolling_update_of_an_unknown_service(tmp_path):
         lb_inventory(tmp_path), "rolling-update.yml", "-e", "rolling_update_service=nope"
     )
     assert_stopped_early(proc, "rolling_update_service", "nope")
+
+
+# Pilot submission: two submit hosts, one grid site and the pilot cache; the queue
+# placement is checked (a good one: test_production_example_is_valid, a shared queue).
+def queue_inventory(tmp_path: Path, **queue) -> Path:
+    good = {"name": "SITE_A", "site": "site1", "submit_host": "sub1", "min_idle": 1}
+    inv = inventory(
+        tmp_path,
+        {"facility_queues": [{**good, **queue}], "autopilot_pilot_credential": "generate"},
+    )
+    data = yaml.safe_load(inv.read_text())
+    data["all"]["children"]["submit_hosts"] = {"hosts": {"sub1": None, "sub2": None}}
+    data["all"]["children"]["grid_sites"] = {"hosts": {"site1": None}}
+    data["all"]["children"]["pilot_caches"] = {"hosts": {"cache1": None}}
+    inv.write_text(yaml.safe_dump(data))
+    return inv
+
+
+@pytest.mark.parametrize(
+    ("queue", "words"),
+    [
+        ({"submit_host": ["sub1", "sub2"]}, ["SITE_A", "on 2 submit hosts", "shared: true"]),
+        ({"submit_host": []}, ["SITE_A", "no submit_host"]),
+        ({"site": "nowhere"}, ["site 'nowhere' is not a host of grid_sites"]),
+        ({"min_idle": -3}, ["min_idle must be numbers, not negative"]),
+    ],
+)
+def test_bad_queue_placement_is_named(tmp_path, queue, words):
+    proc = site(queue_inventory(tmp_path, **queue))
+    assert_stopped_early(proc, "facility_queues", *words)

@@ -13,7 +13,9 @@ import time
 import pytest
 
 import lab
-from conftest import ROOT
+import pandaapi
+import testpki
+from conftest import ROOT, USER_DN
 from sitecheck import SiteRun, run_site
 
 INVENTORY = ROOT / "inventories" / "lab"
@@ -178,3 +180,20 @@ def test_lab_panda_services_answer_through_their_vips(first_run):
         "https://log1.lab.panda.test:8443/logger/isAlive",
     )
     assert logger.stdout == "alive=yes", logger.stderr
+
+
+def test_lab_pilots_finish_jobs_of_both_queues(first_run, tmp_path):
+    """Jobs submitted through the pandaserver VIP are taken by pilots that the factory
+    on each queue's submit host sent to its site."""
+    ca = ROOT / ".lab" / "ca"
+    pem = testpki.user_pem(
+        USER_DN, testpki.load_ca(ca / "ca.crt", ca / "ca.key"), tmp_path / "u.pem"
+    )
+    server = pandaapi.Session(
+        "172.28.10.100", "pandaserver.lab.panda.test", 25443, pandaapi.context(ca / "ca.crt", pem)
+    )
+    queues = ["LAB_SITE1", "LAB_SITE2"]
+    ids = server.submit(
+        [{"computingSite": q, "transformation": "/bin/true", "jobName": f"lab-{q}"} for q in queues]
+    )
+    assert server.wait_for(ids, "finished", 420) == ["finished"] * len(ids)

@@ -68,6 +68,7 @@ def test_submit_description_is_a_nonessential_grid_job(tmp_path):
     assert lines["universe"] == "grid" and lines["grid_resource"] == GRID
     assert lines["+Nonessential"] == "True" and lines["+PandaQueue"] == '"SITE_A"'
     assert lines["+PandaFactory"] == '"submit1"'
+    assert lines["periodic_remove"] == "JobStatus == 5 && time() - EnteredCurrentStatus > 1800"
     assert lines["transfer_input_files"].split(", ") == [config.ca_file, config.cert]
     args = lines["arguments"]
     assert "--ca ca.crt --cert pilot.pem" in args and "'it''s 3'" in args

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import subprocess
 import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -77,3 +79,21 @@ def test_unreachable_cache_ends_with_64(tmp_path, monkeypatch):
     url = "http://127.0.0.1:9/pilot/pilot.tar.gz"
     assert wrapper.main(["--pilot-url", url]) == 64
     assert os.listdir(tmp_path) == []
+
+
+def test_wrapper_started_without_path_still_runs_the_pilot(serve, tmp_path):
+    """As a batch system may start it: no PATH, so Python cannot name its executable."""
+    url = serve(
+        tarball({"pilot/pilot.py": b"import os\nopen('path.txt', 'w').write(os.environ['PATH'])\n"})
+    )
+    proc = subprocess.run(
+        ["python3", wrapper.__file__, "--pilot-url", url],
+        executable=shutil.which("python3"),
+        env={},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "path.txt").read_text() == wrapper.DEFAULT_PATH

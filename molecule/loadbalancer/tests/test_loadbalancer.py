@@ -8,9 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
-
-from conftest import other_host, run_ok
+from conftest import only_on, other_host, run_ok
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tools"))
 import loadgen
@@ -25,11 +23,6 @@ TLS = "/etc/panda-facility/tls"
 
 def name_of(host) -> str:
     return host.backend.get_hostname()
-
-
-def only_on(host, *names: str) -> None:
-    if name_of(host) not in names:
-        pytest.skip(f"runs on {', '.join(names)}")
 
 
 def load(url: str, server_name: str = VIP_NAME, requests: int = 60) -> dict:

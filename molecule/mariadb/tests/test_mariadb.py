@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import other_host, run_ok
+from conftest import only_on, other_host, run_ok
 
 PRIMARY, REPLICAS = "mol-db1", ("mol-db2", "mol-db3")
 ADDRESS = {"mol-db1": "172.28.30.11", "mol-db2": "172.28.30.12", "mol-db3": "172.28.30.13"}
@@ -42,11 +42,6 @@ def status(host) -> dict[str, str]:
 def wait_replicated(replica, primary) -> None:
     pos = sql(primary, "SELECT @@gtid_binlog_pos")
     assert sql(replica, f"SELECT MASTER_GTID_WAIT('{pos}', 30)") == "0", "replica did not catch up"
-
-
-def only_on(host, name: str) -> None:
-    if host.backend.get_hostname() != name:
-        pytest.skip(f"runs once, on {name}")
 
 
 def test_write_on_primary_is_read_on_both_replicas(host):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_ok
+from conftest import only_on, run_ok
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tools"))
 import testpki
@@ -31,11 +31,6 @@ SERVERS = {"mol-svc-srv1": "172.28.60.21", "mol-svc-srv2": "172.28.60.22"}
 ADDRESSES = {**SERVERS, "mol-svc-log1": "172.28.60.31"}
 USER_DN = "/DC=test/DC=panda/CN=Test User"
 PILOT_DN = "/DC=test/DC=panda/CN=Test Pilot"
-
-
-def only_on(host, name: str) -> None:
-    if host.backend.get_hostname() != name:
-        pytest.skip(f"runs once, on {name}")
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,10 @@ import urllib.request
 
 import pytest
 
-from conftest import run_ok
+from conftest import only_on, run_ok
 
-URL = "http://172.28.70.32/pilot/pilot.tar.gz"
+CACHE = "mol-pil-cache1"
+URL = "http://172.28.90.32/pilot/pilot.tar.gz"
 ORIGIN_LOG = "/var/log/apache2/pilot-origin-access.log"
 
 
@@ -42,12 +43,14 @@ def push(host, text: str) -> None:
 
 
 def test_seeded_repository_is_served(host):
+    only_on(host, CACHE)
     files = download()
     assert "pilot/README.md" in files
     assert b"def main(" in files["pilot/pilot.py"]
 
 
 def test_repeated_downloads_never_reach_the_origin(host):
+    only_on(host, CACHE)
     download()  # the copy is in memory now, whatever came before
     before = origin_requests(host)
     answers = [download()["Cache-Status"].decode() for _ in range(30)]
@@ -56,6 +59,7 @@ def test_repeated_downloads_never_reach_the_origin(host):
 
 
 def test_a_pushed_commit_is_served_at_once(host):
+    only_on(host, CACHE)
     stamp = f"v{time.time_ns()}"
     download()
     before = origin_requests(host)
@@ -67,10 +71,11 @@ def test_a_pushed_commit_is_served_at_once(host):
 
 
 def test_origin_listens_on_loopback_only(host):
+    only_on(host, CACHE)
     assert host.socket("tcp://127.0.0.1:8081").is_listening
     assert not host.socket("tcp://0.0.0.0:8081").is_listening
     with pytest.raises(OSError):
-        urllib.request.urlopen("http://172.28.70.32:8081/pilot/pilot.tar.gz", timeout=3)
+        urllib.request.urlopen("http://172.28.90.32:8081/pilot/pilot.tar.gz", timeout=3)
 
 
 @pytest.mark.parametrize(
@@ -78,12 +83,14 @@ def test_origin_listens_on_loopback_only(host):
     [("PURGE", "/pilot/pilot.tar.gz", 403), ("GET", "/etc/passwd", 403)],
 )
 def test_only_the_pilot_code_is_served_and_only_locally_purged(host, method, path, status):
-    request = urllib.request.Request(f"http://172.28.70.32{path}", method=method)
+    only_on(host, CACHE)
+    request = urllib.request.Request(f"http://172.28.90.32{path}", method=method)
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=5)
     assert refused.value.code == status
 
 
 def test_squid_configuration_parses(host):
+    only_on(host, CACHE)
     run_ok(host, "squid -k parse -f /etc/squid/squid.conf")
     assert host.service("squid").is_enabled and host.service("squid").is_running

@@ -1,0 +1,67 @@
+"""The PanDA server's JSON API as the tests and benchmarks call it: over one keep-alive
+HTTPS connection to an address, the certificate verified for the service's name (the
+lab's and the scenarios' names are in no DNS the controller uses)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import ssl
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+from pandafacility.jobspec import JOB_ATTRIBUTES
+
+
+def context(ca: Path, cert: Path | None = None) -> ssl.SSLContext:
+    """Verifies servers against ``ca``; presents ``cert`` (certificate and key) if given."""
+    ctx = ssl.create_default_context(cafile=str(ca))
+    if cert:
+        ctx.load_cert_chain(str(cert))
+    return ctx
+
+
+class Session:
+    """POSTs JSON to the server at ``address``, whose certificate must name ``name``."""
+
+    def __init__(self, address: str, name: str, port: int, ctx: ssl.SSLContext) -> None:
+        class Connection(http.client.HTTPSConnection):
+            def connect(self) -> None:
+                sock = socket.create_connection((address, port), self.timeout)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.sock = ctx.wrap_socket(sock, server_hostname=self.host)
+
+        self.conn = Connection(name, port, timeout=30, context=ctx)
+
+    def post(self, path: str, body: dict) -> dict:
+        self.conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        answer = self.conn.getresponse()
+        data = json.loads(answer.read())
+        if answer.status != 200:
+            raise RuntimeError(f"{path}: HTTP {answer.status} {data}")
+        return data
+
+    def submit(self, jobs: list[dict]) -> list[int]:
+        """Submit jobs given as {attribute: value}; their PanDA IDs."""
+        rows = [[job.get(a, "NULL") for a in JOB_ATTRIBUTES] + [[]] for job in jobs]
+        answer = self.post("/api/v1/job/submit", {"jobs": json.dumps(rows)})
+        if not answer["success"]:
+            raise RuntimeError(f"submit refused: {answer}")
+        return [row[0] for row in answer["data"]]
+
+    def states(self, ids: list[int]) -> list[str]:
+        return self.post("/api/v1/job/get_status", {"job_ids": ids})["data"]
+
+    def wait_for(self, ids: list[int], state: str, timeout: float) -> list[str]:
+        """Poll until every job is in ``state`` or ``timeout`` seconds pass; the states."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = self.states(ids)
+            if all(s == state for s in states) or time.monotonic() > deadline:
+                return states
+            self.conn.close()  # the server drops idle keep-alive connections
+            time.sleep(5)
