@@ -104,6 +104,7 @@ class Monitor:
             "/servers": self.servers,
             "/pilots": self.pilots,
             "/plots/states": self.state_plot,
+            "/plots/pilots": lambda: self.pilot_plot(query),
         }
         handler = handlers.get(path)
         if handler is None:
@@ -230,8 +231,44 @@ class Monitor:
         for row in rows:
             if row["hour"] in index:
                 series[row["job_status"]][index[row["hour"]]] = int(row["n"])
-        svg = line_plot(series, hours, "Jobs entering each state per hour, past 7 days")
-        return "plot.html", {"svg": svg, "hours": hours, "series": series}
+        title = "Jobs entering each state per hour, past 7 days"
+        svg = line_plot(series, hours, title)
+        return "plot.html", {"svg": svg, "hours": hours, "series": series, "title": title}
+
+    def pilot_plot(self, query: dict[str, list[str]]) -> tuple[str, dict]:
+        """A queue's idle, running and held pilots over the past hours (the factories'
+        reports, averaged per step and summed over the submit hosts serving it)."""
+        queue = query.get("queue", [""])[0]
+        if not queue or len(queue) > 128:
+            raise HttpError(400, "give ?queue=<name>")
+        try:
+            hours = min(max(int(query.get("hours", ["24"])[0]), 1), 24 * 14)
+        except ValueError as exc:
+            raise HttpError(400, "hours must be a number") from exc
+        step = max(60, hours * 3600 // 144)  # about 144 points whatever the span
+        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        since = now - timedelta(hours=hours)
+        rows = self.query(
+            "SELECT bucket, SUM(i) AS idle, SUM(r) AS running, SUM(h) AS held FROM"
+            " (SELECT TIMESTAMPDIFF(SECOND, %s, at) DIV %s AS bucket, submit_host,"
+            "  AVG(idle) AS i, AVG(running) AS r, AVG(held) AS h FROM pilot_stats_history"
+            "  WHERE queue = %s AND at >= %s GROUP BY bucket, submit_host) AS per_host"
+            " GROUP BY bucket",
+            (since, step, queue, since),
+        )
+        points = hours * 3600 // step + 1
+        labels = [
+            (since + timedelta(seconds=i * step)).strftime("%Y-%m-%d %H:%M") for i in range(points)
+        ]
+        series = {k: [0] * points for k in ("idle", "running", "held")}
+        for row in rows:
+            if 0 <= int(row["bucket"]) < points:
+                for k in series:
+                    series[k][int(row["bucket"])] = round(float(row[k]))
+        title = f"Pilots of {queue} at its site, past {hours} h (UTC)"
+        svg = line_plot(series, labels, title)
+        return "plot.html", {"svg": svg, "queue": queue, "times": labels, "series": series,
+                             "title": title}  # fmt: skip
 
 
 # The mod_wsgi entry point: one Monitor per process, built on the first request.

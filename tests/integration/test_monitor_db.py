@@ -141,6 +141,29 @@ def test_state_plot_is_an_svg_with_a_json_twin(stack):
     assert sum(data["series"]["activated"]) >= 5
 
 
+def test_pilot_plot_sums_the_factories_of_a_queue_over_time(stack):
+    conn, monitor = stack["conn"], stack["monitor"]
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM pilot_stats_history")
+        cur.executemany(
+            "INSERT INTO pilot_stats_history (queue, submit_host, idle, running, held, at)"
+            " VALUES (%s, %s, %s, %s, %s, UTC_TIMESTAMP(6) - INTERVAL %s MINUTE)",
+            [("SITE_A", "submit1", 5, 10, 0, 30), ("SITE_A", "submit2", 2, 4, 1, 30),
+             ("SITE_A", "submit1", 1, 0, 0, 60 * 30), ("SITE_B", "submit1", 9, 9, 9, 30)],
+        )  # fmt: skip
+    conn.commit()
+    status, _, page = get(monitor, "/plots/pilots", "queue=SITE_A")
+    assert status == 200 and "<polyline" in page and "Pilots of SITE_A" in page
+    data = twin(monitor, "/plots/pilots", "queue=SITE_A")
+    assert len(data["times"]) == 145
+    assert max(data["series"]["idle"]) == 7 and max(data["series"]["running"]) == 14
+    assert max(data["series"]["held"]) == 1  # SITE_B's and the day-old report are left out
+    week = twin(monitor, "/plots/pilots", "queue=SITE_A&hours=48")
+    assert sorted(v for v in week["series"]["idle"] if v) == [1, 7]
+    assert get(monitor, "/plots/pilots")[0] == 400
+    assert get(monitor, "/plots/pilots", "queue=SITE_A&hours=many")[0] == 400
+
+
 def test_only_get_and_known_pages(stack):
     monitor = stack["monitor"]
     environ: dict = {}
