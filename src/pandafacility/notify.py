@@ -28,6 +28,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="")
     p.add_argument("--time", default="")
     p.add_argument("--sender", default="panda-nagios")
+    only = "a ticket system: only the first notification and the recovery"
+    p.add_argument("--ticket", action="store_true", help=only)
     return p
 
 
@@ -47,6 +49,10 @@ def message(args: argparse.Namespace) -> EmailMessage:
     return msg
 
 
+def wanted_as_ticket(args: argparse.Namespace) -> bool:
+    return args.number == "1" or args.type == "RECOVERY"
+
+
 def ticket(args: argparse.Namespace) -> dict[str, str]:
     return {
         "summary": subject(args), "host": args.host, "service": args.service,
@@ -57,6 +63,8 @@ def ticket(args: argparse.Namespace) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.ticket and not wanted_as_ticket(args):
+        return 0  # a repeat or an escalation of an open problem: its ticket exists
     if args.to:
         subprocess.run(["/usr/sbin/sendmail", "-t", "-oi"], input=message(args).as_bytes(),
                        check=True, timeout=60)  # fmt: skip

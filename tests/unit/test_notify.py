@@ -48,3 +48,15 @@ def test_ticket_is_posted_as_json():
         httpd.server_close()
     (t,) = received
     assert t["host"] == "srv1" and t["state"] == "CRITICAL" and t["number"] == "4"
+
+
+def test_a_ticket_is_opened_once_and_closed_on_recovery():
+    def wanted(*extra):
+        return notify.wanted_as_ticket(notify.parser().parse_args(["--url", "http://x", *extra]))
+
+    base = ["--host", "h", "--state", "CRITICAL"]
+    assert wanted(*base, "--type", "PROBLEM", "--number", "1")
+    assert not wanted(*base, "--type", "PROBLEM", "--number", "4")
+    assert wanted(*base, "--type", "RECOVERY", "--number", "0")
+    assert notify.main(["--ticket", "--url", "http://127.0.0.1:9/", *base, "--type", "PROBLEM",
+                        "--number", "2"]) == 0  # fmt: skip

@@ -74,7 +74,7 @@ def test_cert_days_left(tmp_path, capsys, hours, status):
     path.write_bytes(testpki.pem(testpki.issue("/CN=host", hours=hours)[0]))
     code, out = probe("cert", "--file", str(path), capsys=capsys)
     assert code == status, out
-    assert "'days_left'=" in out
+    assert "_days_left'=" in out
 
 
 def test_cert_expired_and_missing(tmp_path, capsys, monkeypatch):
@@ -122,6 +122,7 @@ def test_cleanup_judges_the_oldest_file(tmp_path, capsys):
     assert probe("cleanup", "--dir", f"{logs}:5", capsys=capsys)[0] == CRITICAL
     assert cleanup.oldest(str(tmp_path / "logs" / "q")) == pytest.approx(9, abs=0.01)
     assert probe("cleanup", "--dir", f"{tmp_path}/none:7", capsys=capsys)[0] == CRITICAL
+    assert [cleanup.age_days(a) for a in ("30d", "12h", "2w", "3")] == [30, 0.5, 14, 3]
 
 
 def write_status(path, age: float, **queue) -> None:
@@ -167,28 +168,25 @@ def test_haproxy_backends(monkeypatch, capsys):
     assert probe("haproxy", "--backend", "nope", capsys=capsys)[0] == CRITICAL
 
 
-INFO = """Squid Object Cache: Version 6.13
-Connection information for squid:
-\tNumber of clients accessing cache:\t1
-\tNumber of HTTP requests received:\t%d
-Cache information for squid:
-\tHits as %% of all requests:\t5min: %.1f%%, 60min: 90.0%%
+FIVE_MIN = """sample_start_time = 1795391552.0 (Mon, 23 Nov 2026 00:00:00 GMT)
+client_http.requests = %f/sec
+client_http.hits = %f/sec
+client_http.errors = 0.000000/sec
 """
 
 
-def test_squid_hit_ratio():
-    assert squid.parse(INFO % (500, 97.5)) == (97.5, 500)
+def test_squid_rates_over_five_minutes():
+    assert squid.parse(FIVE_MIN % (2.0, 1.5)) == (600.0, 450.0)
     with pytest.raises(ValueError):
         squid.parse("Squid Object Cache")
-    args = squid.parser().parse_args([])
-    assert args.url == "http://127.0.0.1/squid-internal-mgr/info"
+    assert squid.parser().parse_args([]).url == "http://127.0.0.1/squid-internal-mgr/5min"
 
 
 @pytest.mark.parametrize(
-    ("requests", "ratio", "status"),
-    [(500, 97.5, OK), (500, 60.0, WARNING), (500, 10.0, CRITICAL), (5, 0.0, OK)],
+    ("per_sec", "hit_per_sec", "status"),
+    [(2.0, 1.95, OK), (2.0, 1.2, WARNING), (2.0, 0.2, CRITICAL), (0.01, 0.0, OK)],
 )
-def test_squid_judgement(monkeypatch, capsys, requests, ratio, status):
+def test_squid_judgement(monkeypatch, capsys, per_sec, hit_per_sec, status):
     class Answer:
         def __enter__(self):
             return self
@@ -197,7 +195,7 @@ def test_squid_judgement(monkeypatch, capsys, requests, ratio, status):
             return False
 
         def read(self):
-            return (INFO % (requests, ratio)).encode()
+            return (FIVE_MIN % (per_sec, hit_per_sec)).encode()
 
     monkeypatch.setattr(squid.urllib.request, "urlopen", lambda url, timeout: Answer())
     assert probe("squid", capsys=capsys)[0] == status

@@ -12,10 +12,19 @@ from pandafacility.probes.plugin import CRITICAL, Perf, Result, above, worst
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cleanup", description=__doc__)
-    p.add_argument("--dir", action="append", required=True,
-                   help="DIR:DAYS, the directory and its cleanup age; repeat")  # fmt: skip
+    spec = "DIR:AGE, the directory and its cleanup age (30d, 12h, 2w); repeat"
+    p.add_argument("--dir", action="append", required=True, help=spec)
     p.add_argument("--slack", type=float, default=1.0, help="days past the age: WARNING")
     return p
+
+
+_UNITS = {"h": 1 / 24, "d": 1.0, "w": 7.0}
+
+
+def age_days(text: str) -> float:
+    """A systemd-tmpfiles style age (30d, 12h, 2w; a bare number is days) in days."""
+    unit = text[-1:] if text[-1:] in _UNITS else "d"
+    return float(text.rstrip("hdw")) * _UNITS[unit]
 
 
 def oldest(directory: str) -> float:
@@ -35,8 +44,8 @@ def oldest(directory: str) -> float:
 def check(args: argparse.Namespace) -> Result:
     statuses, parts, perf = [], [], []
     for spec in args.dir:
-        directory, _, days_text = spec.rpartition(":")
-        days = float(days_text)
+        directory, _, age_text = spec.rpartition(":")
+        days = age_days(age_text)
         if not os.path.isdir(directory):
             statuses.append(CRITICAL)
             parts.append(f"{directory} missing")
