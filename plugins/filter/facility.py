@@ -247,6 +247,17 @@ def dn_subject(dn: str) -> list[dict[str, str]]:
     return [dict([p.split("=", 1)]) for p in parts]
 
 
+def sha256sums(files: Iterable[Mapping]) -> str:
+    """What `sha256sum PATH...` prints, run in the installed tree, when the installed files
+    equal these files of a community.general.filetree listing (``src`` read here, ``path``
+    relative): one command on the host then tells whether anything needs copying."""
+    lines = []
+    for f in files:
+        with open(f["src"], "rb") as source:
+            lines.append(f"{hashlib.sha256(source.read()).hexdigest()}  {f['path']}")
+    return "\n".join(lines)
+
+
 class FilterModule:
     """panda.facility filters."""
 
@@ -266,4 +277,5 @@ class FilterModule:
             "queue_problems": queue_problems,
             "factory_queues": factory_queues,
             "dn_subject": dn_subject,
+            "sha256sums": sha256sums,
         }

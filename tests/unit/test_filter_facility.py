@@ -194,3 +194,16 @@ def test_factory_queues_of_a_host_with_shares():
     assert (mine[1]["min_idle"], mine[1]["max_idle"], mine[1]["jobs_per_pilot"]) == (2, 5, 2.0)
     other = facility.factory_queues(QUEUES, "submit2", defaults, "lab.test")
     assert [q["grid_resource"] for q in other][-1] == "condor ce@ce ce.example.org:9619"
+
+
+def test_sha256sums_is_what_sha256sum_prints(tmp_path):
+    import subprocess
+
+    (tmp_path / "probes").mkdir()
+    (tmp_path / "a.py").write_bytes(b"x = 1\n")
+    (tmp_path / "probes" / "b.py").write_bytes(b"")
+    files = [{"src": str(tmp_path / p), "path": p} for p in ("a.py", "probes/b.py")]
+    printed = subprocess.run(
+        ["sha256sum", "--", "a.py", "probes/b.py"], cwd=tmp_path, capture_output=True, text=True
+    ).stdout
+    assert facility.sha256sums(files) == printed.rstrip("\n")
