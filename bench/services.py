@@ -2,7 +2,7 @@
 """Benchmark of job dispatch: jobs acquired per second and the acquire latency, against
 one PanDA server and against two on the same database, in one run.
 
-Uses the molecule scenario `panda_services` (MariaDB primary and replica, two servers on
+Uses the molecule scenario `operations` (MariaDB primary and replica, two servers on
 Apache/mod_wsgi, monitor, logger):
   1. creates and converges it (or, with --reuse, takes it as it stands);
   2. per round and target (one server, then both): submits --jobs jobs, lets
@@ -35,10 +35,10 @@ from loadgen import percentile
 from pandaapi import Session, context
 from scenario import add_scenario_options, bring_up, cpu_seconds, ephemeral_ca, tear_down
 
-SCENARIO = "panda_services"
+SCENARIO = "operations"
 DOMAIN = "mol.panda.test"
-SERVERS = {"mol-svc-srv1": "172.28.60.21", "mol-svc-srv2": "172.28.60.22"}
-DATABASE = "mol-svc-db1"
+SERVERS = {"mol-ops-srv1": "172.28.60.21", "mol-ops-srv2": "172.28.60.22"}
+DATABASE = "mol-ops-db1"
 QUEUE = "SITE_B"
 PORT = 25443
 USER_DN = "/DC=test/DC=panda/CN=Bench User"
@@ -50,7 +50,7 @@ def session_to(server: str, ctx: ssl.SSLContext) -> Session:
 
 
 def submit(user: ssl.SSLContext, count: int) -> None:
-    session = session_to("mol-svc-srv1", user)
+    session = session_to("mol-ops-srv1", user)
     values = {"computingSite": QUEUE, "transformation": "/bin/true", "jobName": "bench"}
     for start in range(0, count, 500):
         session.submit([values] * min(500, count - start))
@@ -111,7 +111,7 @@ def main() -> int:
     args = parser.parse_args()
 
     bring_up(SCENARIO, args.reuse)
-    targets = {"one server": ["mol-svc-srv1"], "two servers": list(SERVERS)}
+    targets = {"one server": ["mol-ops-srv1"], "two servers": list(SERVERS)}
     runs: dict[str, list[dict]] = {name: [] for name in targets}
     try:
         ca_cert = ephemeral_ca(SCENARIO)
@@ -137,7 +137,7 @@ def main() -> int:
     print(f"{'target':<14}{'jobs/s':>9}{'p50 ms':>9}{'p99 ms':>9}   CPU s per 1000 jobs")
     for name, r in best.items():
         per_k = ", ".join(
-            f"{c.removeprefix('mol-svc-')} {s * 1000 / r['jobs']:.2f}"
+            f"{c.removeprefix('mol-ops-')} {s * 1000 / r['jobs']:.2f}"
             for c, s in r["cpu_s"].items()
         )
         print(f"{name:<14}{r['rate']:>9}{r['p50_ms']:>9}{r['p99_ms']:>9}   {per_k}")

@@ -9,6 +9,7 @@ No registry is contacted: images are built here and rebuilt only when their reci
 
     lab.py docker           install and start the Docker engine if needed
     lab.py images           build the base and node images if their recipe changed
+    lab.py browser          install Debian's chromium and certutil (the browser test)
     lab.py up [-i INV]      docker + images + network + one container per lab host
     lab.py down [-i INV]    remove the lab containers and network
     lab.py status [-i INV]  one line per lab host
@@ -163,6 +164,24 @@ def ensure_docker() -> None:
             return
         time.sleep(1)
     raise SystemExit("lab: dockerd did not answer within 60 s")
+
+
+BROWSER_PACKAGES = ["chromium", "libnss3-tools", "fonts-dejavu-core"]
+
+
+def ensure_browser() -> None:
+    """Debian's chromium (headless) and certutil, for the lab's browser test."""
+    if shutil.which("chromium") and shutil.which("certutil"):
+        return
+    log(f"installing {' '.join(BROWSER_PACKAGES)} from Debian packages")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *BROWSER_PACKAGES],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 # --- images ------------------------------------------------------------------------
@@ -447,7 +466,7 @@ def status(inventory: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["docker", "images", "up", "down", "status"])
+    parser.add_argument("command", choices=["docker", "images", "browser", "up", "down", "status"])
     parser.add_argument("-i", "--inventory", type=Path, default=DEFAULT_INVENTORY)
     args = parser.parse_args(argv)
     (ROOT / ".lab").mkdir(exist_ok=True)
@@ -456,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "images":
         ensure_docker()
         ensure_images()
+    elif args.command == "browser":
+        ensure_browser()
     elif args.command == "up":
         up(args.inventory)
     elif args.command == "down":

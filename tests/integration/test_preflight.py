@@ -288,3 +288,31 @@ def queue_inventory(tmp_path: Path, **queue) -> Path:
 def test_bad_queue_placement_is_named(tmp_path, queue, words):
     proc = site(queue_inventory(tmp_path, **queue))
     assert_stopped_early(proc, "facility_queues", *words)
+
+
+# Monitoring: a Nagios host, and who is told.
+def monitoring_inventory(tmp_path: Path, **vars_) -> Path:
+    good = {"monitoring_operators": [{"name": "ops", "email": "ops@example.org"}]}
+    inv = inventory(tmp_path, {**good, **vars_})
+    data = yaml.safe_load(inv.read_text())
+    data["all"]["children"]["monitoring"] = {"hosts": {"mon1": None}}
+    inv.write_text(yaml.safe_dump(data))
+    return inv
+
+
+# The message names every monitoring variable; the failed assertion shows which one.
+@pytest.mark.parametrize(
+    ("vars_", "assertion"),
+    [
+        ({"monitoring_operators": []}, "monitoring_operators | length > 0"),
+        (
+            {"monitoring_escalation_contacts": [{"name": "x", "email": "not-mail"}]},
+            "__monitoring_contacts | map(attribute='email'",
+        ),
+        ({"monitoring_ticket": "http"}, "monitoring_ticket_url is match"),
+        ({"monitoring_disk_warn": 95}, "monitoring_disk_warn | float < monitoring_disk_crit"),
+    ],
+)
+def test_bad_monitoring_input_is_named(tmp_path, vars_, assertion):
+    proc = site(monitoring_inventory(tmp_path, **vars_))
+    assert_stopped_early(proc, "monitoring needs monitoring_operators", assertion)

@@ -264,7 +264,10 @@ def test_vip_held_or_absent(monkeypatch):
         stdout = ip
 
     monkeypatch.setattr(vip.subprocess, "run", lambda *a, **k: Done())
-    held = vip.parser().parse_args(["--address", "172.28.10.100", "--expect", "held"])
-    assert vip.check(held).status == OK
-    absent = vip.parser().parse_args(["--address", "172.28.10.100", "--expect", "absent"])
-    assert vip.check(absent).status == CRITICAL
+    master = vip.parser().parse_args(["--held", "172.28.10.100", "--absent", "172.28.10.102"])
+    assert vip.check(master).status == OK
+    backup = vip.parser().parse_args(["--absent", "172.28.10.100"])
+    result = vip.check(backup)
+    assert result.status == CRITICAL and "held as backup: 172.28.10.100" in result.text
+    lost = vip.parser().parse_args(["--held", "172.28.10.101"])
+    assert "missing: 172.28.10.101" in vip.check(lost).text

@@ -27,8 +27,8 @@ import testpki
 
 WORK = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 CA_CERT, CA_KEY = WORK / "ca" / "ca.crt", WORK / "ca" / "ca.key"
-SERVERS = {"mol-svc-srv1": "172.28.60.21", "mol-svc-srv2": "172.28.60.22"}
-ADDRESSES = {**SERVERS, "mol-svc-log1": "172.28.60.31"}
+SERVERS = {"mol-ops-srv1": "172.28.60.21", "mol-ops-srv2": "172.28.60.22"}
+ADDRESSES = {**SERVERS, "mol-ops-log1": "172.28.60.31"}
 USER_DN = "/DC=test/DC=panda/CN=Test User"
 PILOT_DN = "/DC=test/DC=panda/CN=Test Pilot"
 
@@ -98,7 +98,7 @@ class _Resolving(urllib.request.HTTPSHandler):
 
 
 def test_is_alive_on_each_server_over_verified_tls(host):
-    only_on(host, "mol-svc-srv1")
+    only_on(host, "mol-ops-srv1")
     for name in SERVERS:
         request = urllib.request.Request(
             f"https://{name}.mol.panda.test:25443/server/panda/isAlive"
@@ -119,12 +119,12 @@ def test_apache_runs_the_app_as_the_service_account(host):
 
 
 def test_panda_client_submits_and_reads_status(host, creds, tmp_path):
-    only_on(host, "mol-svc-srv1")
-    base = "https://mol-svc-srv1.mol.panda.test:25443"
+    only_on(host, "mol-ops-srv1")
+    base = "https://mol-ops-srv1.mol.panda.test:25443"
     script = (
         "import json, socket\n"
         "real = socket.getaddrinfo\n"
-        f"socket.getaddrinfo = lambda h, *a, **k: real({SERVERS['mol-svc-srv1']!r} "
+        f"socket.getaddrinfo = lambda h, *a, **k: real({SERVERS['mol-ops-srv1']!r} "
         "if h.endswith('.mol.panda.test') else h, *a, **k)\n"
         "from pandaclient import Client\n"
         "from pandaclient.JobSpec import JobSpec\n"
@@ -163,9 +163,9 @@ def positional(name: str) -> list:
 
 
 def test_concurrent_pilots_on_both_servers_take_each_job_once(host, creds):
-    only_on(host, "mol-svc-srv1")
+    only_on(host, "mol-ops-srv1")
     jobs = json.dumps([positional(f"conc-{i}") for i in range(100)])
-    status, answer = post("mol-svc-srv1", "/api/v1/job/submit", {"jobs": jobs}, creds["user"])
+    status, answer = post("mol-ops-srv1", "/api/v1/job/submit", {"jobs": jobs}, creds["user"])
     assert status == 200 and answer["success"], answer
     submitted = {row[0] for row in answer["data"]}
     taken: list[int] = []
@@ -202,27 +202,27 @@ def test_concurrent_pilots_on_both_servers_take_each_job_once(host, creds):
     ],
 )
 def test_bad_input_through_apache_is_refused(host, creds, path, body, cert, status):
-    only_on(host, "mol-svc-srv1")
-    got, answer = post("mol-svc-srv2", path, body, creds[cert] if cert else None)
+    only_on(host, "mol-ops-srv1")
+    got, answer = post("mol-ops-srv2", path, body, creds[cert] if cert else None)
     assert got == status and answer["success"] is False, answer
 
 
 def test_finished_job_and_its_pilot_log_show_in_the_monitor(host, creds):
-    only_on(host, "mol-svc-srv1")
+    only_on(host, "mol-ops-srv1")
     jobs = json.dumps([positional("monitored")])
-    status, answer = post("mol-svc-srv2", "/api/v1/job/submit", {"jobs": jobs}, creds["user"])
+    status, answer = post("mol-ops-srv2", "/api/v1/job/submit", {"jobs": jobs}, creds["user"])
     assert status == 200 and answer["success"], answer
     panda_id = answer["data"][0][0]
     taken: list[int] = []
     while panda_id not in taken:  # the concurrent test may have left none, or others
         status, answer = post(
-            "mol-svc-srv1", "/api/v1/pilot/acquire_jobs", {"site_name": "SITE_B"}, creds["pilot"]
+            "mol-ops-srv1", "/api/v1/pilot/acquire_jobs", {"site_name": "SITE_B"}, creds["pilot"]
         )
         assert status == 200 and answer["success"], answer
         taken.extend(j["PandaID"] for j in answer["data"]["jobs"])
     for state in ("running", "finished"):
         status, answer = post(
-            "mol-svc-srv1",
+            "mol-ops-srv1",
             "/api/v1/pilot/update_job",
             {"job_id": panda_id, "job_status": state, "node": "wn01"},
             creds["pilot"],
@@ -231,9 +231,9 @@ def test_finished_job_and_its_pilot_log_show_in_the_monitor(host, creds):
     # A pilot logs to the logger in both forms: the JSON POST and panda-common's GET.
     record = {"PandaID": panda_id, "name": "pilot", "levelname": "INFO", "message": "payload ok"}
     batch = [{"headers": {"host": "wn01"}, "body": json.dumps(record)}]
-    assert post("mol-svc-log1", "/logger/logger/query", batch, None, port=8443)[0] == 200
+    assert post("mol-ops-log1", "/logger/logger/query", batch, None, port=8443)[0] == 200
     query = urllib.parse.urlencode({**record, "message": "stage-out done"})
-    assert get("mol-svc-log1", 8443, f"/logger/logger/query?{query}")[0] == 200
+    assert get("mol-ops-log1", 8443, f"/logger/logger/query?{query}")[0] == 200
     # The monitors read from the replica: wait for it to catch up, on both.
     deadline = time.monotonic() + 30
     for monitor in SERVERS:
@@ -262,12 +262,12 @@ def test_monitor_reads_the_replica_and_sees_both_servers(host):
 
 
 def test_logger_keeps_its_records_to_the_service_account(host):
-    only_on(host, "mol-svc-log1")
+    only_on(host, "mol-ops-log1")
     data = host.file("/var/lib/panda-logger")
     assert data.user == "panda" and data.mode == 0o750
-    assert get("mol-svc-log1", 8443, "/logger/records?panda_id=1")[0] == 200  # loads the app
+    assert get("mol-ops-log1", 8443, "/logger/records?panda_id=1")[0] == 200  # loads the app
     assert host.file("/var/lib/panda-logger/records.sqlite").user == "panda"
-    status, _ = get("mol-svc-log1", 8443, "/logger/records?panda_id=oops")
+    status, _ = get("mol-ops-log1", 8443, "/logger/records?panda_id=oops")
     assert status == 400
 
 
@@ -285,7 +285,7 @@ def test_reaper_timer_runs_on_each_server(host):
 
 
 def test_schema_applied_once(host):
-    only_on(host, "mol-svc-db1")
+    only_on(host, "mol-ops-db1")
     out = run_ok(
         host, "mariadb -N -B -e 'SELECT version FROM panda.schema_migrations ORDER BY version'"
     )
