@@ -38,12 +38,27 @@ class Session:
         self.conn = Connection(name, port, timeout=30, context=ctx)
 
     def post(self, path: str, body: dict) -> dict:
-        self.conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
-        answer = self.conn.getresponse()
+        payload = json.dumps(body)
+        reused = self.conn.sock is not None
+        try:
+            answer = self._exchange(path, payload)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # On a kept-alive connection HAProxy (http-reuse safe) closes without an
+            # answer when the backend dropped the idle connection it picked for the
+            # request, so that the client sends it again, as browsers do. Once, and
+            # never for the first request of a connection.
+            if not reused:
+                raise
+            self.conn.close()
+            answer = self._exchange(path, payload)
         data = json.loads(answer.read())
         if answer.status != 200:
             raise RuntimeError(f"{path}: HTTP {answer.status} {data}")
         return data
+
+    def _exchange(self, path: str, payload: str) -> http.client.HTTPResponse:
+        self.conn.request("POST", path, payload, {"Content-Type": "application/json"})
+        return self.conn.getresponse()
 
     def submit(self, jobs: list[dict]) -> list[int]:
         """Submit jobs given as {attribute: value}; their PanDA IDs."""

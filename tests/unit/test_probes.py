@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -204,18 +206,47 @@ def test_squid_judgement(monkeypatch, capsys, per_sec, hit_per_sec, status):
 def test_schedd_idle_pilots_per_queue(monkeypatch, capsys):
     from pandafacility.probes import schedd
 
-    out = "SITE_A 1 10 0\nSITE_A 2 10 1\nSITE_B 2 11 0\n"
+    # SITE_A: one idle; SITE_B: one running; SITE_C: held only; SITE_D: nothing queued.
+    out = "SITE_A 1 10 0\nSITE_A 2 10 1\nSITE_B 2 11 0\nSITE_C 5 12 0\n"
     monkeypatch.setattr(schedd, "condor_q", lambda timeout: out)
-    code, text = probe("schedd", "--queue", "SITE_A", capsys=capsys)
+    asked = []
+
+    def history(since, timeout):
+        asked.append(since)
+        return Counter({"SITE_D": 3})
+
+    monkeypatch.setattr(schedd, "finished_since", history)
+    code, text = probe("schedd", "--queue", "SITE_A", "--queue", "SITE_B", capsys=capsys)
     assert code == OK and "SITE_A 1 idle/1 running/0 held" in text
-    code, text = probe("schedd", "--queue", "SITE_B", capsys=capsys)
-    assert code == WARNING
+    assert not asked  # the history is read only for a queue without idle or running pilots
+    code, text = probe("schedd", "--queue", "SITE_C", "--fed-within", "600", capsys=capsys)
+    assert code == WARNING and "SITE_C 0 idle/0 running/1 held (none finished in 600 s" in text
+    assert time.time() - 610 < asked[-1] <= time.time() - 600
+    code, text = probe("schedd", "--queue", "SITE_D", capsys=capsys)
+    assert code == OK and "SITE_D 0 idle/0 running/0 held (3 finished in 900 s)" in text
 
     def down(timeout):
         raise RuntimeError("Failed to fetch ads from schedd")
 
     monkeypatch.setattr(schedd, "condor_q", down)
     assert probe("schedd", capsys=capsys)[0] == CRITICAL
+
+
+def test_schedd_history_read_back_to_the_window(monkeypatch):
+    from pandafacility.probes import schedd
+
+    seen = []
+
+    def run(cmd, **kwargs):
+        seen.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, "SITE_D\nSITE_D\nSITE_E\n", "")
+
+    monkeypatch.setattr(schedd.subprocess, "run", run)
+    assert schedd.finished_since(1000, 5) == Counter({"SITE_D": 2, "SITE_E": 1})
+    cmd = seen[0]
+    assert cmd[0] == "condor_history"
+    assert cmd[cmd.index("-since") + 1] == "EnteredCurrentStatus < 1000"
+    assert "JobStatus == 4" in cmd[cmd.index("-constraint") + 1]
 
 
 GOOD = {"Slave_IO_Running": "Yes", "Slave_SQL_Running": "Yes", "Seconds_Behind_Master": 3,
