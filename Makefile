@@ -21,7 +21,7 @@ $(VENV)/.stamp: requirements.txt
 ## deploy: the whole facility into local containers (inventories/lab)
 deploy: setup
 	$(LAB) up
-	$(ACT) ansible-playbook -i inventories/lab playbooks/site.yml
+	$(ACT) python tools/sitecheck.py -i inventories/lab
 
 lab-up: setup
 	$(LAB) up

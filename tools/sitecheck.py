@@ -1,7 +1,9 @@
-"""Run playbooks/site.yml and read its recap: shared by the lab test and the benchmark."""
+"""Run playbooks/site.yml and read its recap: shared by `make deploy`, the lab test and
+the benchmark."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
@@ -58,26 +60,39 @@ EMPTY = [
 CENSORED = "the output has been hidden"
 
 
-def run_site(inventory: Path, *extra: str, log: Path | None = None) -> SiteRun:
+def run_site(inventory: Path, *extra: str, log: Path | None = None, echo: bool = False) -> SiteRun:
     """One ansible-playbook run of site.yml from the checkout, timed from the outside.
     A run whose every failure is the transport's known fault is run again once, whole
-    (so the result stands on its own); the log keeps both runs."""
+    (so the result stands on its own); the log keeps both runs. ``echo`` prints the
+    output as it comes."""
     cmd = ["ansible-playbook", "-i", str(inventory), str(ROOT / "playbooks" / "site.yml"), *extra]
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     outputs = []
     for _ in range(2):
         start = time.monotonic()
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        returncode, output = _playbook(cmd, env, echo)
         seconds = time.monotonic() - start
-        outputs.append(proc.stdout + proc.stderr)
-        if proc.returncode == 0 or not only_transient(outputs[-1]):
+        outputs.append(output)
+        if returncode == 0 or not only_transient(output):
             break
-        print(f"sitecheck: the transport failed:\n{failed_tasks(outputs[-1])}", flush=True)
+        print(f"sitecheck: the transport failed:\n{failed_tasks(output)}", flush=True)
         print("sitecheck: running again", flush=True)
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("\n=== run again after a transport failure ===\n".join(outputs))
-    return SiteRun(seconds, proc.returncode, outputs[-1], parse_recap(outputs[-1]))
+    return SiteRun(seconds, returncode, outputs[-1], parse_recap(outputs[-1]))
+
+
+def _playbook(cmd: list[str], env: dict[str, str], echo: bool) -> tuple[int, str]:
+    lines = []
+    with subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        for line in proc.stdout:
+            lines.append(line)
+            if echo:
+                print(line, end="", flush=True)
+    return proc.returncode, "".join(lines)
 
 
 # A failed host's line (a loop's failed item starts with "failed:") and its indented result.
@@ -116,3 +131,16 @@ def transient(before: str, failure: str) -> bool:
     if NO_RESULT not in before + failure:
         return False
     return CENSORED in failure or all(mark.search(failure) for mark in EMPTY)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``make deploy``: site.yml on an inventory, run again once if only the lab's
+    transport failed."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("-i", "--inventory", type=Path, default=ROOT / "inventories" / "lab")
+    args, extra = parser.parse_known_args(argv)  # the rest goes to ansible-playbook
+    return run_site(args.inventory, *extra, echo=True).returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

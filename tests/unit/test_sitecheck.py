@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import sitecheck
 
 TRANSPORT = (
@@ -83,3 +85,25 @@ def test_a_module_that_printed_or_exited_non_zero_is_not():
     assert not sitecheck.only_transient("TASK [certificates : Key] ***\n" + NONZERO + HIDDEN)
     # The lost result of another task does not excuse a hidden failure of this one.
     assert not sitecheck.only_transient(LOST + "TASK [mariadb : Key] ***\n" + HIDDEN)
+
+
+def test_a_run_failed_by_the_transport_runs_again_once(monkeypatch, tmp_path, capsys):
+    """`make deploy` and the lab test: a second run after a transport-only failure, its
+    output streamed when asked, and the log keeps both runs."""
+    runs = iter([(2, TRANSPORT), (0, "PLAY RECAP\nx : ok=1 changed=0 unreachable=0 failed=0\n")])
+    seen = []
+
+    def playbook(cmd, env, echo):
+        seen.append((cmd[-2:], echo))
+        return next(runs)
+
+    monkeypatch.setattr(sitecheck, "_playbook", playbook)
+    assert sitecheck.main(["-i", str(tmp_path), "--check", "--diff"]) == 0
+    assert seen == [(["--check", "--diff"], True)] * 2
+    assert "running again" in capsys.readouterr().out
+
+
+def test_a_playbook_is_read_line_by_line_and_echoed(capsys):
+    cmd = ["python3", "-c", "print('PLAY RECAP'); import sys; sys.exit(3)"]
+    assert sitecheck._playbook(cmd, dict(os.environ), echo=True) == (3, "PLAY RECAP\n")
+    assert capsys.readouterr().out == "PLAY RECAP\n"
