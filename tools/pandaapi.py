@@ -36,6 +36,7 @@ class Session:
                 self.sock = ctx.wrap_socket(sock, server_hostname=self.host)
 
         self.conn = Connection(name, port, timeout=30, context=ctx)
+        self.dropped: list[str] = []  # polls of wait_for that lost their connection
 
     def post(self, path: str, body: dict) -> dict:
         payload = json.dumps(body)
@@ -72,11 +73,19 @@ class Session:
         return self.post("/api/v1/job/get_status", {"job_ids": ids})["data"]
 
     def wait_for(self, ids: list[int], state: str, timeout: float) -> list[str]:
-        """Poll until every job is in ``state`` or ``timeout`` seconds pass; the states."""
+        """Poll until every job is in ``state`` or ``timeout`` seconds pass; the states.
+        A status query only reads, so a poll whose connection is dropped is noted in
+        ``dropped`` and polled again; once the time is up the drop is raised."""
         deadline = time.monotonic() + timeout
         while True:
-            states = self.states(ids)
-            if all(s == state for s in states) or time.monotonic() > deadline:
-                return states
+            try:
+                states = self.states(ids)
+            except (ConnectionError, TimeoutError) as exc:
+                self.dropped.append(f"{time.strftime('%H:%M:%S')} {type(exc).__name__}: {exc}")
+                if time.monotonic() > deadline:
+                    raise
+            else:
+                if all(s == state for s in states) or time.monotonic() > deadline:
+                    return states
             self.conn.close()  # the server drops idle keep-alive connections
             time.sleep(5)

@@ -151,7 +151,8 @@ UPDATABLE = (
 def update(conn: Any, panda_id: int, state: str, values: dict[str, Any] | None = None) -> dict:
     """Record a pilot's report on a job: a heartbeat, a new state, or the end. Returns
     the job afterwards. A report on a cancelled job changes nothing and returns it as
-    it is (the server then tells the pilot to kill the payload). Raises JobError for an
+    it is (the server then tells the pilot to kill the payload); so does the same final
+    state reported again (the first report's values stand). Raises JobError for an
     unknown job or a move can_move refuses."""
     values = {k: v for k, v in (values or {}).items() if k in UPDATABLE}
     with conn.cursor() as cur:
@@ -161,7 +162,9 @@ def update(conn: Any, panda_id: int, state: str, values: dict[str, Any] | None =
             conn.rollback()
             raise JobError(f"unknown job {panda_id}")
         old = row["job_status"]
-        if old == "cancelled" and state in ACTIVE | FINAL:
+        # A report on a cancelled job, or a pilot's final report sent again because its
+        # answer was lost: acknowledged with the job as it is.
+        if (old == "cancelled" and state in ACTIVE | FINAL) or (old == state and old in FINAL):
             cur.execute("SELECT * FROM jobs WHERE panda_id = %s", (panda_id,))
             job = cur.fetchone()
             conn.rollback()

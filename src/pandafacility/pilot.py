@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 LOG_TAIL = 4000  # characters of the payload's output sent to the logger
+RETRY_STATUS = (502, 503, 504)  # a busy or unreachable server behind the load balancer
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class PilotConfig:
     heartbeat: float = 300.0
     max_walltime: float = 0.0  # 0: the queue's maxtime, else 2 days
     timeout: float = 30.0
+    # Pauses before a state update is sent again after a dropped connection or a busy
+    # server (502-504): a lost final update would leave a finished job running.
+    update_pauses: tuple[float, ...] = (2.0, 10.0)
     cert: str = ""
     ca: str = ""
     node: str = socket.getfqdn()
@@ -106,10 +110,34 @@ class Pilot:
     def report(self, panda_id: int, state: str, **extra: Any) -> str:
         """A job's state to the server; the server's command back ("tobekilled")."""
         body = {"job_id": panda_id, "job_status": state, "node": self.config.node, **extra}
-        answer = self.call("/api/v1/pilot/update_job", body)
+        answer = self.update(body)
         if not answer.get("success"):
             raise RuntimeError(f"update of job {panda_id} to {state}: {answer.get('message')}")
         return str(answer.get("command") or "NULL")
+
+    def update(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A state update, sent again after each pause of ``update_pauses`` while the
+        connection drops or the server is busy. An update only sets a state, so a second
+        copy does no harm; taking a job is never repeated (a lost answer may have
+        dispatched one already)."""
+        pauses = list(self.config.update_pauses)
+        while True:
+            try:
+                return self.call("/api/v1/pilot/update_job", body)
+            except urllib.error.HTTPError as exc:
+                if exc.code not in RETRY_STATUS or not pauses:
+                    raise
+                reason = f"HTTP {exc.code}"
+            except OSError as exc:
+                if not pauses:
+                    raise
+                reason = str(exc)
+            pause = pauses.pop(0)
+            print(
+                f"pilot: job {body['job_id']} update again in {pause:.0f} s: {reason}",
+                file=sys.stderr,
+            )
+            time.sleep(pause)
 
     def acquire(self) -> dict[str, Any] | None:
         answer = self.call(

@@ -110,6 +110,10 @@ def test_update_refuses_bad_moves_and_unknown_jobs(conn):
     job = jobs.update(conn, pid, "running", {"node": "wn7", "job_status": "finished"})
     assert job["job_status"] == "running" and job["node"] == "wn7"
     jobs.update(conn, pid, "finished", {"trans_exit_code": 0})
+    again = jobs.update(conn, pid, "finished", {"trans_exit_code": 9})  # its answer was lost
+    assert (again["job_status"], again["trans_exit_code"]) == ("finished", 0)
+    with pytest.raises(jobs.JobError, match="cannot become failed"):
+        jobs.update(conn, pid, "failed")
     with pytest.raises(jobs.JobError, match="cannot become running"):
         jobs.update(conn, pid, "running")
     with pytest.raises(jobs.JobError, match="unknown job"):

@@ -198,7 +198,7 @@ def test_lab_pilots_finish_jobs_of_both_queues(first_run, tmp_path):
     )
     states = server.wait_for(ids, "finished", 420)
     by_queue = dict(zip(queues, states, strict=True))
-    assert states == ["finished"] * len(ids), f"{by_queue}\n{pilot_trail()}"
+    assert states == ["finished"] * len(ids), f"{by_queue} {server.dropped}\n{pilot_trail()}"
 
 
 # What an operator looks at first when pilots take no jobs. At a submit host: the
@@ -220,9 +220,17 @@ ps -eo etimes=,args= | grep '[p]ilot[.]py' | cut -c 1-160 | head -n 4
 """
 
 
+# At the load balancer: VRRP state changes, and requests that did not end normally.
+LB_TRAIL = r"""
+journalctl -u keepalived --since -15min -o cat --no-pager | grep -i 'state' | tail -n 4
+journalctl -t haproxy --since -15min -o cat --no-pager | grep '"' | grep -v ' ---- ' | tail -n 6
+"""
+
+
 def pilot_trail() -> str:
     parts = []
-    for host, trail in (("submit1", TRAIL), ("submit2", TRAIL), ("site1", SITE_TRAIL)):
+    hosts = (("submit1", TRAIL), ("submit2", TRAIL), ("site1", SITE_TRAIL), ("lb1", LB_TRAIL))
+    for host, trail in hosts:
         proc = exec_in(host, "sh", "-c", trail)
         parts.append(f"--- {host}\n{(proc.stdout + proc.stderr).strip()[:1500]}")
     return "\n".join(parts)

@@ -90,3 +90,22 @@ def test_a_request_is_sent_again_only_once(api):
     with pytest.raises(http.client.RemoteDisconnected):
         session.states([2])
     assert len(httpd.requests) == 3
+
+
+def test_waiting_polls_again_after_a_dropped_poll(api, monkeypatch):
+    """A status poll on a fresh connection that the load balancer closes unanswered is
+    noted and polled again (the query only reads); the wait still ends in the state."""
+    httpd, session = api
+    monkeypatch.setattr(pandaapi.time, "sleep", lambda s: None)
+    httpd.drops = 1
+    assert session.wait_for([7], "finished", 60) == ["finished"]
+    assert len(httpd.requests) == 2 and len(session.dropped) == 1
+    assert "RemoteDisconnected" in session.dropped[0]
+
+
+def test_a_drop_after_the_deadline_is_raised(api, monkeypatch):
+    httpd, session = api
+    monkeypatch.setattr(pandaapi.time, "sleep", lambda s: None)
+    httpd.drops = 1
+    with pytest.raises(http.client.RemoteDisconnected):
+        session.wait_for([7], "finished", -1)
