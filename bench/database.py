@@ -24,6 +24,7 @@ import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "lib"))
 
 import lab
 from sitecheck import ROOT, run_site

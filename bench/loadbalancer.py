@@ -5,7 +5,7 @@ requests lost during each fault, in one run.
 Uses the molecule scenario `loadbalancer` (two load balancers, three Apache/mod_wsgi
 backends on a docker network of its own):
   1. creates and converges it;
-  2. sends the same load (tools/loadgen.py, keep-alive, TLS verified) straight to one
+  2. sends the same load (tests/lib/loadgen.py, keep-alive, TLS verified) straight to one
      backend and through the VIP, in alternating rounds after a warm-up, and prints the
      median round's requests/s, p50/p99 and the ratio;
   3. runs the scenario's side effect - a stopped backend, a backend answering 503, the
@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "lib"))
 
 import lab
 import loadgen

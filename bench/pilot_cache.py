@@ -6,7 +6,7 @@ Uses the molecule scenario `pilots`, its cache host (git origin, Apache on loopb
 Squid in front):
   1. creates and converges it (or, with --reuse, takes it as it stands);
   2. pushes a commit that makes the tarball about --size-kb (pilot3's is ~1.5 MB);
-  3. runs tools/loadgen.py inside the container (the origin listens on loopback only)
+  3. runs tests/lib/loadgen.py inside the container (the origin listens on loopback only)
      against Squid and against the origin, alternating rounds, same client, same file;
   4. prints the median round of each, the ratio, and how many requests reached the
      origin while the cache served its downloads;
@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "lib"))
 
 from scenario import ROOT, add_scenario_options, bring_up, tear_down
 
@@ -82,7 +83,8 @@ def main() -> int:
     bring_up(SCENARIO, args.reuse)
     try:
         # Not docker cp: /tmp in the container is systemd's tmpfs, which docker cp misses.
-        in_host("sh", "-c", f"cat > {LOADGEN}", stdin=(ROOT / "tools" / "loadgen.py").read_text())
+        loadgen = (ROOT / "tests" / "lib" / "loadgen.py").read_text()
+        in_host("sh", "-c", f"cat > {LOADGEN}", stdin=loadgen)
         size = push_payload(args.size_kb)
         measure(CACHE, 50, 2)  # the first download after the push fills the cache
         runs: dict[str, list[dict]] = {"cache": [], "origin": []}

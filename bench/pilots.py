@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "lib"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from pandafacility.factory import FactoryConfig, QueueConfig, submit_description

@@ -22,6 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "tests" / "lib"))  # the test libraries
 sys.path.insert(0, str(ROOT / "src"))
 
 
@@ -37,7 +38,7 @@ def load_plugin(kind: str, name: str) -> ModuleType:
 
 @pytest.fixture(scope="session")
 def testdb_settings() -> Iterator[dict]:
-    """Connection settings of a fresh MariaDB (tools/testdb.py), removed afterwards."""
+    """Connection settings of a fresh MariaDB (tests/lib/testdb.py), removed afterwards."""
     import testdb
 
     params = testdb.up()

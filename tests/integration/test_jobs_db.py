@@ -1,4 +1,4 @@
-"""The job store against a real MariaDB (tools/testdb.py: Debian's mariadb-server in a
+"""The job store against a real MariaDB (tests/lib/testdb.py: Debian's mariadb-server in a
 container): migrations, dispatch order, atomic dispatch under concurrent pilots, state
 rules, the reaper and kill permissions."""
 

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from pandafacility.jobspec import JOB_ATTRIBUTES
 
@@ -44,10 +44,11 @@ class Session:
         try:
             answer = self._exchange(path, payload)
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-            # On a kept-alive connection HAProxy (http-reuse safe) closes without an
-            # answer when the backend dropped the idle connection it picked for the
-            # request, so that the client sends it again, as browsers do. Once, and
-            # never for the first request of a connection.
+            # A kept-alive client connection that HAProxy or Apache closed while idle
+            # (its keep-alive timeout, a reload): send again on a new one, as browsers
+            # do. Once, and never for the first request of a connection: that one is
+            # answered (HAProxy opens a new server connection for each request that it
+            # does not retry, http-reuse never).
             if not reused:
                 raise
             self.conn.close()

@@ -3,8 +3,8 @@
 mariadb-server) in one systemd container on a docker network of its own, a database
 and a user with a fresh password. Tests talk to it over that network; nothing else.
 
-    python tools/testdb.py up     # prints the connection settings as JSON
-    python tools/testdb.py down
+    python tests/lib/testdb.py up     # prints the connection settings as JSON
+    python tests/lib/testdb.py down
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 
 import lab
 

@@ -1,4 +1,4 @@
-"""The tests' reader of Nagios' status.dat (tools/nagiosstatus.py)."""
+"""The tests' reader of Nagios' status.dat (tests/lib/nagiosstatus.py)."""
 
 from __future__ import annotations
 

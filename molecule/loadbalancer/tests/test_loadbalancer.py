@@ -10,7 +10,7 @@ from pathlib import Path
 
 from conftest import only_on, other_host, run_ok
 
-sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tools"))
+sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests", "lib"))
 import loadgen
 
 LBS = {"mol-lb1": "172.28.40.11", "mol-lb2": "172.28.40.12"}
