@@ -157,13 +157,16 @@ def run_site(
     log: Path | None = None,
     echo: bool = False,
     playbook: Path = ROOT / "playbooks" / "site.yml",
+    mitogen: bool | None = None,
 ) -> SiteRun:
     """One run of site.yml from the checkout, timed from the outside. A run whose every
     failure is the transport's known fault is run again once, whole (so the result stands
-    on its own); the log keeps both runs. ``echo`` prints the output as it comes."""
+    on its own); the log keeps both runs. ``echo`` prints the output as it comes;
+    ``mitogen`` picks the strategy (None: use_mitogen())."""
     outputs: list[str] = []
+    mitogen = use_mitogen() if mitogen is None else mitogen
     for _ in range(2):
-        run = _playbook(playbook, inventory, list(extra), echo)
+        run = _playbook(playbook, inventory, list(extra), echo, mitogen)
         outputs.append(run.output)
         if run.returncode == 0 or not only_transient(run.failed):
             break
@@ -175,10 +178,28 @@ def run_site(
     return run
 
 
-def _playbook(playbook: Path, inventory: Path, extra: list[str], echo: bool) -> SiteRun:
+def mitogen_env() -> dict[str, str]:
+    """What runs a playbook under Mitogen's linear strategy (PyPI mitogen): a connection
+    it accelerates (docker, ssh, local...) becomes one long-lived Python per host."""
+    import ansible_mitogen
+
+    plugins = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
+    return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": "mitogen_linear"}
+
+
+def use_mitogen() -> bool:
+    """Mitogen unless PANDA_MITOGEN=0 (the plain linear strategy)."""
+    return os.environ.get("PANDA_MITOGEN", "1") != "0"
+
+
+def _playbook(
+    playbook: Path, inventory: Path, extra: list[str], echo: bool, mitogen: bool
+) -> SiteRun:
     reader = EventReader(echo)
     env = {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
            "ANSIBLE_FORCE_COLOR": "0"}  # fmt: skip
+    if mitogen:
+        env.update(mitogen_env())
     private = Path(tempfile.mkdtemp(prefix="sitecheck-"))
     start = time.monotonic()
     try:

@@ -54,7 +54,7 @@ def test_a_run_failed_by_the_transport_runs_again_once(monkeypatch, tmp_path, ca
     runs = iter([first, second])
     seen = []
 
-    def playbook(playbook, inventory, extra, echo):
+    def playbook(playbook, inventory, extra, echo, mitogen):
         seen.append((extra, echo))
         return next(runs)
 
@@ -91,7 +91,9 @@ def test_a_real_run_is_read_from_its_events(tmp_path, capsys):
     (tmp_path / "hosts").write_text(
         f"here ansible_connection=local ansible_python_interpreter={sys.executable}\n"
     )
-    run = sitecheck.run_site(tmp_path / "hosts", playbook=tmp_path / "play.yml", echo=True)
+    run = sitecheck.run_site(
+        tmp_path / "hosts", playbook=tmp_path / "play.yml", echo=True, mitogen=False
+    )
     assert run.returncode == 2
     assert run.recap == {"here": {"ok": 3, "changed": 1, "unreachable": 0, "failed": 1}}
     assert run.executions == {"here": 4}  # the command, two items and the failing one
