@@ -337,6 +337,7 @@ class LabHost:
     hostname: str  # the inventory name, also the host name inside the container
     address: str
     aliases: tuple[str, ...]
+    tmpfs: tuple[str, ...] = ()  # lab_tmpfs: small file systems of its own (PATH:size=N)
 
 
 @dataclass(frozen=True)
@@ -370,7 +371,8 @@ def lab_topology(hostvars: dict[str, dict]) -> tuple[LabNetwork, list[LabHost]]:
         # The container is what Ansible connects to: the host's ansible_host, else the
         # network's prefix and the inventory name.
         container = hv.get("ansible_host") or f"{net.get('container_prefix', '')}{name}"
-        hosts.append(LabHost(container, name, hv["lab_address"], aliases))
+        tmpfs = tuple(str(t) for t in hv.get("lab_tmpfs", []))
+        hosts.append(LabHost(container, name, hv["lab_address"], aliases, tmpfs))
     if network is None:
         raise SystemExit("lab: the inventory has no host with lab_address")
     return network, hosts
@@ -437,6 +439,7 @@ def up(inventory: Path) -> None:
                     "--label",
                     "org.panda-facility.lab=1",
                     *SYSTEMD_RUN_FLAGS,
+                    *[f for t in host.tmpfs for f in ("--tmpfs", t)],
                     f"{NODE_IMAGE}:latest",
                     "/lib/systemd/systemd",
                 ],

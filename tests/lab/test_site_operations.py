@@ -13,13 +13,11 @@ import time
 import pytest
 
 import nagiosstatus
-from conftest import ROOT
+from labhosts import CA_CERT, HOSTS, ROOT, exec_in
 
 SHOTS = ROOT / ".cache" / "results" / "screenshots"
-CA = ROOT / ".lab" / "ca" / "ca.crt"
+CA = CA_CERT
 MONITOR, MONITOR_VIP = "pandamon.lab.panda.test", "172.28.10.101"
-HOSTS = ["lb1", "lb2", "srv1", "srv2", "log1", "cache1", "db1", "db2", "submit1", "submit2",
-         "site1", "site2", "mon1"]  # fmt: skip
 
 # page, what it must show (regular expressions over the DOM)
 PAGES = [
@@ -32,15 +30,11 @@ PAGES = [
 ]
 
 
-def exec_in(host: str, *cmd: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", "exec", f"lab-{host}", *cmd], capture_output=True, text=True)
-
-
 def services() -> dict[tuple[str, str], dict[str, str]]:
     return nagiosstatus.services(exec_in("mon1", "cat", nagiosstatus.STATUS_FILE).stdout)
 
 
-def test_every_nagios_check_of_the_lab_is_ok():
+def test_every_nagios_check_of_the_lab_is_ok(converged):
     since = int(time.time())
     for host in HOSTS:
         line = nagiosstatus.force_checks(host)
@@ -85,7 +79,7 @@ def chromium(tmp_path_factory):
 
 
 @pytest.mark.parametrize("page,expected", PAGES, ids=[p for p, _ in PAGES])
-def test_monitor_pages_in_a_browser_through_the_vip(chromium, page, expected):
+def test_monitor_pages_in_a_browser_through_the_vip(converged, chromium, page, expected):
     url = f"https://{MONITOR}{page}"
     dom = chromium("--dump-dom", url)
     assert dom.returncode == 0, dom.stderr[-2000:]

@@ -76,6 +76,14 @@ def test_topology_takes_the_container_from_ansible_host():
     assert [h.name for h in hosts] == ["x-lb1"]
 
 
+def test_a_host_may_have_small_file_systems_of_its_own():
+    net = {"name": "panda-lab", "subnet": "172.28.10.0/24"}
+    hostvars = {"mon1": {"lab_address": "172.28.10.71", "lab_network": net,
+                         "lab_tmpfs": ["/var/log/panda:size=32m"]}}  # fmt: skip
+    _, hosts = lab.lab_topology(hostvars)
+    assert hosts[0].tmpfs == ("/var/log/panda:size=32m",)
+
+
 def test_lab_inventory_names_each_container_literally():
     """A templated ansible_host ("lab-{{ inventory_hostname }}") names the *delegating*
     host's container in a delegated task: the lab writes each one out."""

@@ -1,0 +1,62 @@
+"""The one converged lab that every lab test reads: the lab is recreated and site.yml
+run once per session (the first test that needs it pays), then each module checks its
+tier on it. Modules run in ORDER: the convergence checks first, on the fresh lab, then
+the tiers, then what changes the inventory and puts it back, then the operators' view,
+then what breaks and repairs components."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import lab
+from labhosts import INVENTORY, LOGS
+from sitecheck import SiteRun, run_site
+
+ORDER = [
+    "test_site.py",
+    "test_base.py",
+    "test_certificates.py",
+    "test_panda_services.py",
+    "test_pilots.py",
+    "test_site_operations.py",
+    "test_faults.py",
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = Path(str(item.fspath)).name
+        return ORDER.index(name) if name in ORDER else len(ORDER)
+
+    items.sort(key=rank)  # stable: a module's own tests keep their order
+
+
+@pytest.fixture(scope="session")
+def first_run() -> SiteRun:
+    lab.down(INVENTORY)
+    lab.up(INVENTORY)
+    run = run_site(INVENTORY, log=LOGS / "first.log")
+    write_profile(run, LOGS / "first-profile.txt")
+    return run
+
+
+def write_profile(run: SiteRun, path: Path, top: int = 25) -> None:
+    """Where a run's time went, for the CI log's reader: tasks and roles by time."""
+    tasks = sorted(run.task_seconds.items(), key=lambda t: -t[1])[:top]
+    roles = sorted(run.role_seconds.items(), key=lambda t: -t[1])
+    lines = [f"{run.seconds:.0f} s, {run.tasks} tasks, module executions per host: "
+             f"{dict(sorted(run.executions.items()))}"]  # fmt: skip
+    lines += [f"{s:8.1f} s  {t}" for t, s in tasks] + ["roles:"]
+    lines += [f"{s:8.1f} s  {r}" for r, s in roles]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="session")
+def converged(first_run: SiteRun) -> SiteRun:
+    """The lab after a successful first run: what the tests of each tier start from."""
+    if first_run.returncode != 0:
+        pytest.fail("the lab did not converge (test_fresh_lab_converges says why)")
+    return first_run

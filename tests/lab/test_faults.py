@@ -1,0 +1,125 @@
+"""Operations on the converged lab, as the operators see them: one component of each
+kind is broken (a server backend stopped, a replica's SQL thread stopped, a host
+certificate about to expire, a schedd stopped, a disk filled past the threshold). The
+matching alert reaches the operators' mailbox and the ticket mailbox, a problem that
+lasts is notified again and reaches the second line, and each one clears (a RECOVERY
+mail) once it is repaired. Runs last: test_site_operations.py saw every check OK first.
+
+The lab checks every five minutes, so the test forces checks through Nagios' command
+pipe, as an operator does after a repair; mail goes through Postfix on mon1."""
+
+from __future__ import annotations
+
+import base64
+import mailbox
+import tempfile
+import time
+from collections.abc import Callable
+
+import pytest
+
+import nagiosstatus
+import testpki
+from labhosts import CA_CERT, CA_KEY, DOMAIN, TLS, lab_host, run_ok
+
+NAGIOS = "mon1"
+CERT = f"{TLS}/host.crt"
+# host, Nagios service, how it is broken (None: below), how it is repaired
+FAULTS = [
+    ("srv2", "pandaserver isAlive", "systemctl stop apache2", "systemctl start apache2"),
+    ("db2", "replication", "mariadb -e 'STOP SLAVE SQL_THREAD'",
+     "mariadb -e 'START SLAVE SQL_THREAD'"),
+    ("srv1", "host certificate", None, f"mv {CERT}.saved {CERT}"),
+    ("submit1", "schedd and idle pilots", "condor_off -daemon schedd", "condor_on -daemon schedd"),
+    (NAGIOS, "disk", "fallocate -l 31M /var/log/panda/filler", "rm -f /var/log/panda/filler"),
+]  # fmt: skip
+BROKEN = [name for name, *_ in FAULTS]
+
+
+def force_checks(names: list[str]) -> None:
+    """Every check of these hosts now, through Nagios' command pipe."""
+    nagios = lab_host(NAGIOS)
+    for name in names:
+        line = nagiosstatus.force_checks(name)
+        run_ok(nagios, f"printf '%s\\n' '{line}' > {nagiosstatus.COMMAND_FILE}")
+
+
+def messages(user: str) -> list[str]:
+    """Subjects of the mails in a local mailbox of the Nagios host, unfolded."""
+    mbox = lab_host(NAGIOS).file(f"/var/mail/{user}")
+    if not mbox.exists:
+        return []
+    with tempfile.NamedTemporaryFile("wb", suffix=".mbox") as copy:
+        copy.write(mbox.content)
+        copy.flush()
+        return [" ".join(str(m["Subject"]).split()) for m in mailbox.mbox(copy.name, create=False)]
+
+
+def wait_for(what: str, ready: Callable[[], object], timeout: float = 300.0) -> object:
+    """Poll ``ready``; every 30 s force the broken hosts' checks again (a problem turns
+    HARD at its second failed check, and is notified again at a check a minute on)."""
+    deadline = time.monotonic() + timeout
+    forced = time.monotonic()
+    while True:
+        got = ready()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout:.0f} s")
+        if time.monotonic() - forced > 30:
+            force_checks(BROKEN)
+            forced = time.monotonic()
+        time.sleep(5)
+
+
+def subject(kind: str, host: str, service: str, state: str = "") -> str:
+    return f"[panda] {kind}: {host}/{service} is {state}"
+
+
+@pytest.fixture
+def broken():
+    """Break each component of FAULTS, and repair them all whatever the test did."""
+    ca = testpki.load_ca(CA_CERT, CA_KEY)
+    cert, _ = testpki.issue(f"/DC=test/DC=panda/CN=srv1.{DOMAIN}", ca, hours=24)
+    short_lived = base64.b64encode(testpki.pem(cert)).decode()
+    breaks = {"host certificate": f"cp -p {CERT} {CERT}.saved && echo {short_lived} "
+                                  f"| base64 -d > {CERT}"}  # fmt: skip
+    for name, service, cause, _ in FAULTS:
+        run_ok(lab_host(name), cause or breaks[service])
+    yield
+    for name, _, _, repair in FAULTS:
+        lab_host(name).run(repair)
+
+
+def test_faults_alert_escalate_and_recover(converged, broken):
+    before = {user: len(messages(user)) for user in ("ops", "oncall", "tickets")}
+
+    def new(user: str) -> list[str]:
+        return messages(user)[before[user] :]
+
+    force_checks(BROKEN)
+    for name, service, *_ in FAULTS:
+        problem = subject("PROBLEM", name, service)
+        wait_for(f"{problem!r} in the operators' mailbox",
+                 lambda p=problem: any(s.startswith(p) for s in new("ops")))  # fmt: skip
+    ops = new("ops")
+    assert subject("PROBLEM", "db2", "replication", "CRITICAL") in ops, ops
+    assert subject("PROBLEM", NAGIOS, "disk", "CRITICAL") in ops, ops
+    # One ticket per problem, opened with its first notification.
+    for name, service, *_ in FAULTS:
+        assert any(s.startswith(subject("PROBLEM", name, service)) for s in new("tickets"))
+
+    # A problem that lasts is notified again, and from then on the second line too.
+    escalated = subject("PROBLEM", NAGIOS, "disk", "CRITICAL")
+    wait_for("the disk problem escalated to the second line", lambda: escalated in new("oncall"))
+    assert new("ops").count(escalated) >= 2
+
+    for name, _, _, repair in FAULTS:
+        run_ok(lab_host(name), repair)
+    force_checks(BROKEN)
+    for name, service, *_ in FAULTS:
+        recovery = subject("RECOVERY", name, service, "OK")
+        wait_for(f"{recovery!r} in the operators' mailbox", lambda r=recovery: r in new("ops"))
+        assert recovery in new("tickets")
+    # Tickets: the first notification and the recovery only, never a repeat.
+    assert new("tickets").count(escalated) == 1

@@ -1,0 +1,275 @@
+"""The PanDA services on the converged lab, driven from the controller straight at each
+backend: isAlive over verified TLS, the real panda-client, 100 jobs taken by 20
+concurrent pilots spread over both servers (each exactly once), bad input refused, and
+a pilot's job with its log records as each monitor shows it from the replica. The jobs
+go to LAB_HAND, a queue whose factory is drained: the tests play its pilots."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import testpki
+from labhosts import (
+    ADDRESSES,
+    CA_CERT,
+    CA_KEY,
+    DOMAIN,
+    HAND_QUEUE,
+    PILOT_DN,
+    ROOT,
+    SERVERS,
+    USER_DN,
+    lab_host,
+    run_ok,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def creds(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("creds")
+    ca = testpki.load_ca(CA_CERT, CA_KEY)
+    return {
+        "user": testpki.user_pem(USER_DN, ca, d / "user.pem"),
+        "pilot": testpki.user_pem(PILOT_DN, ca, d / "pilot.pem"),
+    }
+
+
+def tls(cert: Path | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(CA_CERT))
+    if cert:
+        context.load_cert_chain(str(cert))
+    return context
+
+
+class _Resolving(urllib.request.HTTPSHandler):
+    """Connects to the host's address and verifies its name (no DNS on the controller)."""
+
+    def __init__(self, address: str, context: ssl.SSLContext) -> None:
+        super().__init__(context=context)
+        self.address = address
+
+    def https_open(self, req):
+        import http.client
+
+        address, context = self.address, self._context
+
+        class Conn(http.client.HTTPSConnection):
+            def connect(self) -> None:
+                sock = socket.create_connection((address, self.port), self.timeout)
+                self.sock = context.wrap_socket(sock, server_hostname=self.host)
+
+        return self.do_open(Conn, req, context=context)
+
+
+def _send(request: urllib.request.Request, server: str, cert: Path | None) -> tuple[int, dict]:
+    opener = urllib.request.build_opener(_Resolving(ADDRESSES[server], context=tls(cert)))
+    try:
+        with opener.open(request, timeout=30) as answer:
+            return answer.status, json.load(answer)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+def post(server: str, path: str, body, cert: Path | None, port: int = 25443) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"https://{server}.{DOMAIN}:{port}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    return _send(request, server, cert)
+
+
+def get(server: str, port: int, path: str) -> tuple[int, dict]:
+    return _send(urllib.request.Request(f"https://{server}.{DOMAIN}:{port}{path}"), server, None)
+
+
+def test_is_alive_on_each_server_over_verified_tls(converged):
+    for name in SERVERS:
+        request = urllib.request.Request(f"https://{name}.{DOMAIN}:25443/server/panda/isAlive")
+        opener = urllib.request.build_opener(_Resolving(ADDRESSES[name], context=tls()))
+        with opener.open(request, timeout=10) as answer:
+            assert answer.read() == b"alive=yes"
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_apache_runs_the_app_as_the_service_account(converged, name):
+    host = lab_host(name)
+    assert host.service("apache2").is_running and host.service("apache2").is_enabled
+    out = run_ok(host, "ps -o user= -C apache2 --no-headers | sort | uniq -c")
+    assert "panda" in out, out
+    settings = host.file("/etc/panda-facility/server.json")
+    assert settings.mode == 0o640 and settings.group == "panda"
+
+
+def test_panda_client_submits_and_reads_status(converged, creds, tmp_path):
+    base = f"https://srv1.{DOMAIN}:25443"
+    script = (
+        "import json, socket\n"
+        "real = socket.getaddrinfo\n"
+        f"socket.getaddrinfo = lambda h, *a, **k: real({ADDRESSES['srv1']!r} "
+        f"if h.endswith('.{DOMAIN}') else h, *a, **k)\n"
+        "from pandaclient import Client\n"
+        "from pandaclient.JobSpec import JobSpec\n"
+        f"job = JobSpec(); job.computingSite = '{HAND_QUEUE}'; job.jobName = 'lab-client-job'\n"
+        "job.transformation = '/bin/echo'; job.prodSourceLabel = 'managed'\n"
+        "s, out = Client.submitJobs([job])\n"
+        "s2, found = Client.getJobStatus([out[0][0]])\n"
+        "print(json.dumps([s, out, s2, found[0].jobStatus, found[0].computingSite]))\n"
+    )
+    env = {
+        "PATH": os.environ["PATH"], "HOME": str(tmp_path), "PANDA_URL_SSL": base,
+        "PANDA_URL": base, "PANDACACHE_URL": base, "PANDA_BEHIND_REAL_LB": "1",
+        "X509_USER_PROXY": str(creds["user"]), "PANDA_CONFIG_ROOT": str(tmp_path),
+    }  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    status, out, status2, state, site = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert status == 0 and out[0][0] > 0 and status2 == 0
+    assert (state, site) == ("activated", HAND_QUEUE)
+
+
+def positional(name: str) -> list:
+    sys.path.insert(0, str(ROOT / "src"))
+    from pandafacility.jobspec import JOB_ATTRIBUTES
+
+    values = {"jobName": name, "computingSite": HAND_QUEUE, "transformation": "/bin/true"}
+    return [values.get(a, "NULL") for a in JOB_ATTRIBUTES] + [[]]
+
+
+def acquire(server: str, pilot: Path) -> list[int]:
+    status, answer = post(server, "/api/v1/pilot/acquire_jobs", {"site_name": HAND_QUEUE}, pilot)
+    assert status == 200, answer
+    return [j["PandaID"] for j in answer["data"]["jobs"]] if answer["success"] else []
+
+
+def test_concurrent_pilots_on_both_servers_take_each_job_once(converged, creds):
+    jobs = json.dumps([positional(f"conc-{i}") for i in range(100)])
+    status, answer = post("srv1", "/api/v1/job/submit", {"jobs": jobs}, creds["user"])
+    assert status == 200 and answer["success"], answer
+    submitted = {row[0] for row in answer["data"]}
+    taken: list[int] = []
+    lock = threading.Lock()
+
+    def pilot(index: int) -> None:
+        for _ in range(60):  # bounded
+            got = acquire(SERVERS[index % 2], creds["pilot"])
+            if not got:
+                return
+            with lock:
+                taken.extend(got)
+
+    threads = [threading.Thread(target=pilot, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    # The queue may hold a job an earlier test left: each job once, ours all.
+    assert submitted <= set(taken) and Counter(taken).most_common(1)[0][1] == 1
+
+
+@pytest.mark.parametrize(
+    "path,body,cert,status",
+    [
+        ("/api/v1/job/submit", {"jobs": "not json"}, "user", 400),
+        ("/api/v1/job/submit", {"jobs": json.dumps([[1, 2]])}, "user", 400),
+        ("/api/v1/pilot/acquire_jobs", {"site_name": HAND_QUEUE}, "user", 403),
+        ("/api/v1/pilot/acquire_jobs", {"site_name": HAND_QUEUE}, None, 403),
+        ("/api/v1/pilot/update_job", {"job_id": "1 OR 1=1", "job_status": "running"}, "pilot", 400),
+    ],
+)
+def test_bad_input_through_apache_is_refused(converged, creds, path, body, cert, status):
+    got, answer = post("srv2", path, body, creds[cert] if cert else None)
+    assert got == status and answer["success"] is False, answer
+
+
+def test_finished_job_and_its_pilot_log_show_in_the_monitor(converged, creds):
+    jobs = json.dumps([positional("monitored")])
+    status, answer = post("srv2", "/api/v1/job/submit", {"jobs": jobs}, creds["user"])
+    assert status == 200 and answer["success"], answer
+    panda_id = answer["data"][0][0]
+    taken: list[int] = []
+    for _ in range(20):  # bounded: the queue holds ours and at most a few others
+        taken += acquire("srv1", creds["pilot"])
+        if panda_id in taken:
+            break
+    assert panda_id in taken, taken
+    for state in ("running", "finished"):
+        status, answer = post(
+            "srv1", "/api/v1/pilot/update_job",
+            {"job_id": panda_id, "job_status": state, "node": "wn01"}, creds["pilot"],
+        )  # fmt: skip
+        assert status == 200 and answer["success"], answer
+    # A pilot logs to the logger in both forms: the JSON POST and panda-common's GET.
+    record = {"PandaID": panda_id, "name": "pilot", "levelname": "INFO", "message": "payload ok"}
+    batch = [{"headers": {"host": "wn01"}, "body": json.dumps(record)}]
+    assert post("log1", "/logger/logger/query", batch, None, port=8443)[0] == 200
+    query = urllib.parse.urlencode({**record, "message": "stage-out done"})
+    assert get("log1", 8443, f"/logger/logger/query?{query}")[0] == 200
+    # The monitors read from the replica: wait for it to catch up, on both.
+    deadline = time.monotonic() + 30
+    for monitor in SERVERS:
+        while True:
+            status, page = get(monitor, 443, f"/jobs/{panda_id}?format=json")
+            if status == 200 and page["job"]["job_status"] == "finished":
+                break
+            assert time.monotonic() < deadline, (status, page)
+            time.sleep(0.5)
+        assert page["served_by"] == monitor
+        assert [h["job_status"] for h in page["history"]][-2:] == ["running", "finished"]
+        assert [r["message"] for r in page["records"]] == ["payload ok", "stage-out done"], page
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_monitor_reads_the_replica_and_sees_both_servers(converged, name):
+    settings = json.loads(lab_host(name).file("/etc/panda-facility/monitor.json").content_string)
+    assert settings["database"]["host"] == ADDRESSES["db2"]
+    assert settings["database"]["user"] == "panda_ro"
+    status, page = get(name, 443, "/servers?format=json")
+    assert status == 200 and page["served_by"] == name
+    assert {s["name"]: s["alive"] for s in page["servers"]} == dict.fromkeys(SERVERS, True)
+
+
+def test_logger_keeps_its_records_to_the_service_account(converged):
+    host = lab_host("log1")
+    data = host.file("/var/lib/panda-logger")
+    assert data.user == "panda" and data.mode == 0o750
+    assert get("log1", 8443, "/logger/records?panda_id=1")[0] == 200
+    assert host.file("/var/lib/panda-logger/records.sqlite").user == "panda"
+    assert get("log1", 8443, "/logger/records?panda_id=oops")[0] == 400
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_reaper_timer_runs_on_each_server(converged, name):
+    host = lab_host(name)
+    assert host.service("panda-reaper.timer").is_enabled
+    assert host.service("panda-reaper.timer").is_running
+    out = run_ok(
+        host,
+        "runuser -u panda -- env PYTHONPATH=/opt/panda-facility/lib python3"
+        " -m pandafacility.reaper --config /etc/panda-facility/server.json",
+    )
+    assert set(json.loads(out)) == {"activated", "failed"}
+
+
+def test_schema_applied_once(converged):
+    out = run_ok(
+        lab_host("db1"),
+        "mariadb -N -B -e 'SELECT version FROM panda.schema_migrations ORDER BY version'",
+    )
+    assert out.split() == ["1", "2"]

@@ -1,0 +1,286 @@
+"""Pilot submission on the converged lab: Condor-G from a submit host to a site with the
+site's token only; the pilot code through Squid; jobs submitted through the pandaserver
+VIP taken and finished by the pilots each queue's factory sent, their payload output
+with the logger; then a queue moved to the other submit host by an inventory edit and a
+re-run, and moved back."""
+
+from __future__ import annotations
+
+import io
+import json
+import ssl
+import subprocess
+import tarfile
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+import pandaapi
+import testpki
+from labhosts import (
+    ADDRESSES,
+    CA_CERT,
+    CA_KEY,
+    DOMAIN,
+    INVENTORY,
+    LOGS,
+    SERVER_VIP,
+    USER_DN,
+    exec_in,
+    lab_host,
+    run_ok,
+)  # fmt: skip
+from sitecheck import run_site
+
+SUBMIT_HOSTS = ["submit1", "submit2"]
+QUEUES = {"LAB_SITE1": "site1", "LAB_SITE2": "site2"}
+
+
+# --- HTCondor -------------------------------------------------------------------------
+
+SUBMIT = """universe = grid
+grid_resource = condor site1@site1 site1.{domain}:9618
+executable = /bin/hostname
+output = out.txt
+error = err.txt
+log = job.log
+should_transfer_files = YES
+when_to_transfer_output = ON_EXIT
++Nonessential = True
+queue
+"""
+
+
+def as_panda(host, script: str) -> str:
+    return run_ok(host, "runuser -u panda -- sh -c %s", script)
+
+
+def test_grid_job_runs_at_the_site_and_comes_back(converged):
+    host, work = lab_host("submit1"), "/var/lib/panda/htc-test"
+    as_panda(host, f"rm -rf {work} && mkdir -p {work}")
+    sub = SUBMIT.format(domain=DOMAIN).replace("'", "'\\''")
+    cluster = as_panda(
+        host, f"cd {work} && printf '%s' '{sub}' > job.sub && condor_submit -terse job.sub"
+    ).split(".")[0]
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # the factory's pilots share the queue: ours only
+        if not as_panda(host, f"condor_q {cluster} -af ClusterId").strip():
+            break
+        time.sleep(3)
+    history = as_panda(host, f"condor_history {cluster} -af JobStatus Nonessential GridResource")
+    assert history.split()[:2] == ["4", "true"], history
+    assert f"site1.{DOMAIN}" in history
+    assert host.file(f"{work}/out.txt").content_string.strip() == "site1"
+
+
+def test_site_accepts_writes_only_with_its_token(converged):
+    host = lab_host("submit1")
+    ping = f"condor_ping -pool site1.{DOMAIN}:9618 -type schedd -name site1@site1 WRITE"
+    answer = as_panda(host, ping)
+    assert "IDTOKENS) succeeded as panda@" in answer, answer
+    as_root = host.run(ping)  # root on the submit host holds no token of the site
+    assert as_root.rc != 0 and "succeeded" not in as_root.stdout, as_root.stdout
+    token = host.file("/var/lib/panda/.condor/tokens.d/site1")
+    assert token.user == "panda" and token.mode == 0o600
+
+
+@pytest.mark.parametrize("name", ["site1", "site2", "submit1", "submit2"])
+def test_nobody_may_write_to_the_pool(converged, name):
+    host = lab_host(name)
+    allow = run_ok(host, "condor_config_val ALLOW_WRITE")
+    assert "*" not in allow and "panda@" in allow
+    assert host.service("condor").is_enabled and host.service("condor").is_running
+
+
+# --- The pilot code through Squid ------------------------------------------------------
+
+CACHE_URL = f"http://{ADDRESSES['cache1']}"
+ORIGIN_LOG = "/var/log/apache2/pilot-origin-access.log"
+
+
+def download() -> dict[str, bytes]:
+    """The tarball's files, and under "Cache-Status" how Squid answered (RFC 9211)."""
+    with urllib.request.urlopen(f"{CACHE_URL}/pilot/pilot.tar.gz", timeout=10) as answer:
+        data, cache = answer.read(), answer.headers.get("Cache-Status", "")
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        files = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    return {**files, "Cache-Status": cache.encode()}
+
+
+def origin_requests() -> int:
+    out = run_ok(lab_host("cache1"), f"grep -c 'GET /pilot/pilot.tar.gz' {ORIGIN_LOG} || true")
+    return int(out or 0)
+
+
+def test_repeated_downloads_are_memory_hits_that_leave_the_origin_alone(converged):
+    files = download()  # the copy is in memory now, whatever came before
+    assert "pilot/README.md" in files and b"def main(" in files["pilot/pilot.py"]
+    before = origin_requests()
+    answers = [download()["Cache-Status"].decode() for _ in range(30)]
+    assert origin_requests() == before
+    assert all(";hit" in a for a in answers), answers
+
+
+def test_a_pushed_commit_is_served_at_once(converged):
+    host, stamp = lab_host("cache1"), f"v{time.time_ns()}"
+    download()
+    before = origin_requests()
+    push = (
+        "set -e; d=$(mktemp -d); cd $d; git clone -q /srv/pilot-code/pilot.git p; cd p;"
+        " printf '%s\\n' '{}' > VERSION; git add VERSION;"
+        " git -c user.name=t -c user.email=t@localhost commit -q -m test;"
+        " git push -q origin main; rm -rf $d"
+    )
+    run_ok(host, "runuser -u panda -- sh -c %s", push.format(stamp))
+    assert download()["pilot/VERSION"].decode().strip() == stamp
+    for _ in range(5):
+        download()
+    assert origin_requests() == before + 1
+
+
+def test_origin_is_on_loopback_and_only_the_pilot_code_is_served(converged):
+    host = lab_host("cache1")
+    assert host.socket("tcp://127.0.0.1:8081").is_listening
+    assert not host.socket("tcp://0.0.0.0:8081").is_listening
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://{ADDRESSES['cache1']}:8081/pilot/pilot.tar.gz", timeout=3)
+    for method, path in (("PURGE", "/pilot/pilot.tar.gz"), ("GET", "/etc/passwd")):
+        request = urllib.request.Request(f"{CACHE_URL}{path}", method=method)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code == 403, (method, path)
+    run_ok(host, "squid -k parse -f /etc/squid/squid.conf")
+    assert host.service("squid").is_enabled and host.service("squid").is_running
+
+
+# --- Jobs through the VIP, finished by the factories' pilots ---------------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> pandaapi.Session:
+    """The pandaserver VIP as a user, by address, its name verified."""
+    pem = testpki.user_pem(USER_DN, testpki.load_ca(CA_CERT, CA_KEY),
+                           tmp_path_factory.mktemp("u") / "user.pem")  # fmt: skip
+    return pandaapi.Session(SERVER_VIP, f"pandaserver.{DOMAIN}", 25443,
+                            pandaapi.context(CA_CERT, pem))  # fmt: skip
+
+
+def placement() -> dict[str, str]:
+    """Which submit host's factory serves each queue now (its settings file)."""
+    serving: dict[str, str] = {}
+    for name in SUBMIT_HOSTS:
+        text = lab_host(name).file("/etc/panda-facility/autopilot.json").content_string
+        for queue in json.loads(text)["queues"]:
+            assert queue["name"] not in serving, f"{queue['name']} on two hosts"
+            serving[queue["name"]] = name
+    return serving
+
+
+def run_jobs(server: pandaapi.Session, queues: list[str]) -> list[int]:
+    jobs = [{"computingSite": q, "jobName": f"lab-{q}", "transformation": "/bin/sh",
+             "jobParameters": "-c 'echo payload on $(hostname)'"} for q in queues]  # fmt: skip
+    ids = server.submit(jobs)
+    states = server.wait_for(ids, "finished", 420)
+    by_queue = dict(zip(queues, states, strict=True))
+    assert states == ["finished"] * len(ids), f"{by_queue} {server.dropped}\n{pilot_trail()}"
+    return ids
+
+
+def test_pilots_finish_jobs_of_both_queues_and_log_their_payload(converged, server):
+    assert placement() == {"LAB_SITE1": "submit1", "LAB_SITE2": "submit2", "LAB_HAND": "submit1"}
+    ids = run_jobs(server, list(QUEUES))
+    context = ssl.create_default_context(cafile=str(CA_CERT))
+    context.check_hostname = False  # the logger by address; its certificate is verified
+    url = f"https://{ADDRESSES['log1']}:8443/logger/records?panda_id={ids[1]}"
+    with urllib.request.urlopen(url, context=context, timeout=10) as answer:
+        records = json.load(answer)["data"]
+    assert any("payload on site2" in r["message"] for r in records), records
+
+
+@pytest.mark.parametrize("name", SUBMIT_HOSTS)
+def test_pilots_are_nonessential_grid_jobs_with_a_log_per_site(converged, name):
+    host = lab_host(name)
+    assert host.service("panda-autopilot").is_running
+    assert run_ok(host, "ps -o user= -C python3").split().count("panda") >= 1
+    pem = host.file("/var/lib/panda/autopilot/credential/pilot.pem")
+    assert pem.user == "panda" and pem.mode == 0o600
+    out = run_ok(host, "condor_history -limit 20 -af Nonessential PandaQueue")
+    assert out.strip() and all(line.split()[0] == "true" for line in out.splitlines()), out
+    logs = run_ok(host, "ls /var/log/condor").split()
+    for queue, site in QUEUES.items():
+        if placement()[queue] == name:
+            assert any(n.startswith("GridmanagerLog.panda.") and site in n for n in logs), logs
+
+
+def test_factories_report_their_counts(converged):
+    rows = run_ok(
+        lab_host("db1"),
+        "mariadb -N -B -e 'SELECT queue, submit_host FROM panda.pilot_stats"
+        " WHERE cycle_at > UTC_TIMESTAMP() - INTERVAL 2 MINUTE'",
+    )
+    reported = {tuple(line.split("\t")) for line in rows.splitlines()}
+    assert set(placement().items()) <= reported, rows
+
+
+def queues_with(moves: dict[str, str]) -> str:
+    """The inventory's facility_queues with some queues placed on other submit hosts."""
+    inventory = subprocess.run(["ansible-inventory", "-i", str(INVENTORY), "--host", "submit1"],
+                               capture_output=True, text=True, check=True)  # fmt: skip
+    queues = json.loads(inventory.stdout)["facility_queues"]
+    for queue in queues:
+        queue["submit_host"] = moves.get(queue["name"], queue["submit_host"])
+    return json.dumps({"facility_queues": queues})
+
+
+def test_a_queue_moves_to_the_other_submit_host_and_back(converged, server):
+    moves = queues_with({"LAB_SITE2": "submit1"})
+    moved = run_site(INVENTORY, "--limit", "submit_hosts", "--tags", "autopilot",
+                     "-e", moves, log=LOGS / "move.log")  # fmt: skip
+    try:
+        assert moved.returncode == 0, moved.failures()
+        assert placement()["LAB_SITE2"] == "submit1"
+        run_jobs(server, ["LAB_SITE2"])
+        history = run_ok(lab_host("submit1"), "condor_history -limit 50 -af PandaQueue")
+        assert "LAB_SITE2" in history.split(), history
+    finally:
+        back = run_site(INVENTORY, "--limit", "submit_hosts", "--tags", "autopilot",
+                        log=LOGS / "move-back.log")  # fmt: skip
+    assert back.returncode == 0, back.failures()
+    assert placement()["LAB_SITE2"] == "submit2"
+
+
+# What an operator looks at first when pilots take no jobs. At a submit host: the
+# factory's last cycle and words, the pilots in its queue (held ones with their reason),
+# and the newest pilot's own output.
+TRAIL = r"""
+tr -d ' \n' < /var/lib/panda/autopilot/status.json | head -c 600; echo
+journalctl -u panda-autopilot -n 200 --no-pager -o cat | grep -v '^{"at"' | tail -n 3
+condor_q -allusers -af PandaQueue JobStatus HoldReason | sort | uniq -c | head -n 5
+out=$(ls -t /var/lib/panda/autopilot/logs/*/*.out 2>/dev/null | head -n 1)
+[ -n "$out" ] && echo "$out:" && tail -n 4 "$out" "${out%.out}.err"
+"""
+
+
+# At a site: its pilots by state, and how long each running one has been at it.
+SITE_TRAIL = r"""
+condor_q -allusers -af JobStatus | sort | uniq -c
+ps -eo etimes=,args= | grep '[p]ilot[.]py' | cut -c 1-160 | head -n 4
+"""
+
+
+# At the load balancer: VRRP state changes, and requests that did not end normally.
+LB_TRAIL = r"""
+journalctl -u keepalived --since -15min -o cat --no-pager | grep -i 'state' | tail -n 4
+journalctl -t haproxy --since -15min -o cat --no-pager | grep '"' | grep -v ' ---- ' | tail -n 6
+"""
+
+
+def pilot_trail() -> str:
+    parts = []
+    hosts = (("submit1", TRAIL), ("submit2", TRAIL), ("site1", SITE_TRAIL), ("lb1", LB_TRAIL))
+    for host, trail in hosts:
+        proc = exec_in(host, "sh", "-c", trail)
+        parts.append(f"--- {host}\n{(proc.stdout + proc.stderr).strip()[:1500]}")
+    return "\n".join(parts)
