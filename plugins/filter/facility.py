@@ -258,6 +258,53 @@ def sha256sums(files: Iterable[Mapping]) -> str:
     return "\n".join(lines)
 
 
+def missing_packages(names: Iterable[str], facts: Mapping) -> list[str]:
+    """The packages of ``names`` that the host's package facts (package_facts) do not
+    list; all of them while the facts are not read yet."""
+    installed = facts.get("packages")
+    if not isinstance(installed, Mapping):
+        return list(names)
+    return [name for name in names if name not in installed]
+
+
+_DN_NAMES = {
+    "CN": "commonName", "DC": "domainComponent", "OU": "organizationalUnitName",
+    "O": "organizationName", "C": "countryName", "L": "localityName",
+    "ST": "stateOrProvinceName", "E": "emailAddress",
+}  # fmt: skip
+_USAGES = {"serverAuth": "TLS Web Server Authentication",
+           "clientAuth": "TLS Web Client Authentication"}  # fmt: skip
+
+
+def certificate_current(
+    info: Mapping,
+    subject: Iterable[Mapping],
+    sans: Iterable[str],
+    usage: Iterable[str],
+    issuer_key_id: str,
+    key_fingerprints: Mapping,
+) -> bool:
+    """Whether a certificate (community.crypto.x509_certificate_info's result) is the one
+    the certificates role would issue now: the subject (ordered, short or long names),
+    the subjectAltNames, the extended key usages, issued by the CA whose subject key id
+    is given, for the key of these fingerprints, and outside the renewal window."""
+    if not info or info.get("failed") or info.get("skipped") or "subject_ordered" not in info:
+        return False
+    wanted = [[_DN_NAMES.get(k, k), str(v)] for part in subject for k, v in part.items()]
+    have = [[_DN_NAMES.get(k, k), str(v)] for k, v in info["subject_ordered"]]
+    usages = {_USAGES.get(u, u) for u in usage}
+    fingerprints = info.get("public_key_fingerprints") or {}
+    return (
+        have == wanted
+        and {n.lower() for n in info.get("subject_alt_name") or []} == {n.lower() for n in sans}
+        and set(info.get("extended_key_usage") or []) == usages
+        and str(info.get("authority_key_identifier") or "").lower() == str(issuer_key_id).lower()
+        and bool(fingerprints)
+        and fingerprints.get("sha256") == (key_fingerprints or {}).get("sha256")
+        and bool((info.get("valid_at") or {}).get("renewal"))
+    )
+
+
 class FilterModule:
     """panda.facility filters."""
 
@@ -278,4 +325,6 @@ class FilterModule:
             "factory_queues": factory_queues,
             "dn_subject": dn_subject,
             "sha256sums": sha256sums,
+            "missing_packages": missing_packages,
+            "certificate_current": certificate_current,
         }

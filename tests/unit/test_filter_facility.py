@@ -207,3 +207,57 @@ def test_sha256sums_is_what_sha256sum_prints(tmp_path):
         ["sha256sum", "--", "a.py", "probes/b.py"], cwd=tmp_path, capture_output=True, text=True
     ).stdout
     assert facility.sha256sums(files) == printed.rstrip("\n")
+
+
+INFO = {
+    "subject_ordered": [["commonName", "srv1.lab.panda.test"]],
+    "subject_alt_name": ["DNS:srv1", "DNS:srv1.lab.panda.test", "IP:172.28.10.21"],
+    "extended_key_usage": ["TLS Web Server Authentication", "TLS Web Client Authentication"],
+    "authority_key_identifier": "de:8f:80",
+    "public_key_fingerprints": {"sha256": "ab:cd"},
+    "valid_at": {"renewal": True},
+}
+WANT = (
+    [{"commonName": "srv1.lab.panda.test"}],
+    ["DNS:srv1.lab.panda.test", "DNS:srv1", "IP:172.28.10.21"],
+    ["serverAuth", "clientAuth"],
+    "DE:8F:80",
+    {"sha256": "ab:cd"},
+)
+
+
+def test_a_certificate_that_is_what_would_be_issued_is_current():
+    assert facility.certificate_current(INFO, *WANT)
+    pilot = {
+        **INFO,
+        "subject_ordered": [["domainComponent", "test"], ["commonName", "p"]],
+        "subject_alt_name": None,
+        "extended_key_usage": ["TLS Web Client Authentication"],
+    }
+    subject = [{"DC": "test"}, {"CN": "p"}]
+    assert facility.certificate_current(pilot, subject, [], ["clientAuth"], *WANT[3:])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"subject_ordered": [["commonName", "other"]]},
+        {"subject_alt_name": ["DNS:srv1"]},
+        {"extended_key_usage": ["TLS Web Server Authentication"]},
+        {"authority_key_identifier": "00:11"},
+        {"public_key_fingerprints": {"sha256": "ff"}},
+        {"valid_at": {"renewal": False}},
+    ],
+)
+def test_any_difference_makes_a_certificate_not_current(change):
+    assert not facility.certificate_current({**INFO, **change}, *WANT)
+
+
+def test_no_certificate_is_not_current():
+    assert not facility.certificate_current({"msg": "not found", "failed": False}, *WANT)
+    assert not facility.certificate_current({}, *WANT)
+
+
+def test_missing_packages_are_all_of_them_until_the_facts_are_read():
+    assert facility.missing_packages(["a", "b"], {}) == ["a", "b"]
+    assert facility.missing_packages(["a", "b"], {"packages": {"a": [{}]}}) == ["b"]
