@@ -6,6 +6,7 @@ then what breaks and repairs components."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def first_run() -> SiteRun:
-    lab.down(INVENTORY)
+    """A fresh lab's first site.yml run; with LAB_REUSE=1 (a developer's shortcut, not
+    CI's) a site.yml run on the lab as it is."""
+    if os.environ.get("LAB_REUSE") != "1":
+        lab.down(INVENTORY)
     lab.up(INVENTORY)
     run = run_site(INVENTORY, log=LOGS / "first.log")
     write_profile(run, LOGS / "first-profile.txt")
