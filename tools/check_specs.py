@@ -4,7 +4,8 @@
 A public variable documented with one default and shipped with another is a trap for
 an operator reading the README; a default missing from the spec goes unvalidated.
 Rules, for each role:
-  - the role has meta/argument_specs.yml with a ``main`` entry point;
+  - the role has meta/argument_specs.yml with a ``main`` entry point (a role without
+    tasks/main.yml, which holds values and task files only: a ``values`` entry point);
   - every variable in defaults/main.yml is an option of ``main``, with the same default;
   - every option of ``main`` that has a default is in defaults/main.yml;
   - every option carries the role's name as prefix and a description.
@@ -31,11 +32,12 @@ def role_problems(role: Path) -> list[str]:
     spec_file = role / "meta" / "argument_specs.yml"
     if not spec_file.is_file():
         return [f"{name}: meta/argument_specs.yml is missing"]
-    options = (load(spec_file).get("argument_specs", {}).get("main", {}) or {}).get(
+    entry = "main" if (role / "tasks" / "main.yml").is_file() else "values"
+    options = (load(spec_file).get("argument_specs", {}).get(entry, {}) or {}).get(
         "options", {}
     ) or {}
     if not options:
-        return [f"{name}: argument_specs has no main entry point with options"]
+        return [f"{name}: argument_specs has no {entry} entry point with options"]
     defaults = load(role / "defaults" / "main.yml")
     problems = []
     for var, value in defaults.items():

@@ -18,6 +18,8 @@ def test_drift_is_reported(tmp_path):
     role = tmp_path / "demo"
     (role / "meta").mkdir(parents=True)
     (role / "defaults").mkdir()
+    (role / "tasks").mkdir()
+    (role / "tasks" / "main.yml").write_text("---\n")
     (role / "meta" / "argument_specs.yml").write_text(
         "argument_specs:\n  main:\n    options:\n"
         "      demo_port: {type: int, default: 80, description: Port.}\n"
@@ -31,3 +33,19 @@ def test_drift_is_reported(tmp_path):
     assert "demo_name has a default in the spec" in problems
     assert "other lacks the role prefix" in problems
     assert "other has no description" in problems
+
+
+def test_a_role_of_values_and_task_files_documents_its_values(tmp_path):
+    role = tmp_path / "demo"
+    (role / "meta").mkdir(parents=True)
+    (role / "defaults").mkdir()
+    (role / "defaults" / "main.yml").write_text("demo_dir: /x\n")
+    spec = (
+        "argument_specs:\n  {}:\n    options:\n      demo_dir: {{default: /x, description: D.}}\n"
+    )
+    (role / "meta" / "argument_specs.yml").write_text(spec.format("main"))
+    assert check_specs.role_problems(role) == [
+        "demo: argument_specs has no values entry point with options"
+    ]
+    (role / "meta" / "argument_specs.yml").write_text(spec.format("values"))
+    assert check_specs.role_problems(role) == []
