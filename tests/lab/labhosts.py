@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import testinfra
@@ -44,3 +46,56 @@ def run_ok(host: testinfra.host.Host, *args: str) -> str:
     cmd = host.run(*args)
     assert cmd.rc == 0, f"{cmd.command!r} exited {cmd.rc}\n{cmd.stdout}\n{cmd.stderr}"
     return cmd.stdout
+
+
+class Soak:
+    """Fresh-connection requests through the pandaserver VIP, one every ``interval``
+    seconds on a thread, while something else happens (a site.yml run): each must be
+    answered. Bounded by ``limit`` requests; the errors are kept with their times."""
+
+    def __init__(self, pem: Path, interval: float = 0.5, limit: int = 2000) -> None:
+        import pandaapi
+
+        self.context = pandaapi.context(CA_CERT, pem)
+        self.interval, self.limit = interval, limit
+        self.sent, self.errors = 0, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import pandaapi
+
+        while not self._stop.is_set() and self.sent < self.limit:
+            session = pandaapi.Session(SERVER_VIP, f"pandaserver.{DOMAIN}", 25443, self.context)
+            try:
+                session.states([1])
+            except Exception as exc:
+                self.errors.append(f"{time.strftime('%H:%M:%S')} {type(exc).__name__}: {exc}")
+            finally:
+                session.conn.close()
+                self.sent += 1
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> Soak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+
+def server_connections(name: str = "pandaserver") -> dict[str, tuple[int, int]]:
+    """Per backend server of a service on lb1: (connections opened, requests that
+    reused a pooled connection), from HAProxy's statistics."""
+    password = (ROOT / ".lab" / "secrets" / "haproxy_stats").read_text().split()[0]
+    csv = exec_in("lb1", "curl", "-fsS", "-u", f"admin:{password}",
+                  "http://172.28.10.11:8404/;csv").stdout.splitlines()  # fmt: skip
+    header = csv[0].lstrip("# ").split(",")
+    at = {field: header.index(field) for field in ("pxname", "svname", "connect", "reuse")}
+    rows = [line.split(",") for line in csv[1:]]
+    return {
+        r[at["svname"]]: (int(r[at["connect"]] or 0), int(r[at["reuse"]] or 0))
+        for r in rows
+        if r[at["pxname"]] == name and r[at["svname"]] not in ("FRONTEND", "BACKEND")
+    }

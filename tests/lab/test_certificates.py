@@ -11,7 +11,21 @@ import ssl
 
 import pytest
 
-from labhosts import ADDRESSES, CA_CERT, DOMAIN, INVENTORY, LOGS, SERVER_VIP, TLS, lab_host, run_ok
+import testpki
+from labhosts import (
+    ADDRESSES,
+    CA_CERT,
+    CA_KEY,
+    DOMAIN,
+    INVENTORY,
+    LOGS,
+    SERVER_VIP,
+    TLS,
+    USER_DN,
+    Soak,
+    lab_host,
+    run_ok,
+)  # fmt: skip
 from sitecheck import run_site
 
 VIP = f"pandaserver.{DOMAIN}"
@@ -75,20 +89,23 @@ def file_cert(name: str) -> dict:
 RENEWAL_TAGS = "certificates,loadbalancer,panda_server,panda_monitor"
 
 
-def test_renewed_certificate_is_served_in_the_same_run(converged):
+def test_renewed_certificate_is_served_in_the_same_run(converged, tmp_path):
     """A new name, and expiry inside the renewal window, each reissue the certificate;
     Apache (directly) and HAProxy (through the VIP) serve the new one when the run ends.
     Converging back drops the name; the CA never changes."""
     ca_before = run_ok(lab_host("srv1"), f"openssl x509 -in {TLS}/ca.crt -noout -serial")
     before = {h: file_cert(h) for h in ("srv1", "lb1")}
     extra = f"extra.{DOMAIN}"
-    renew = run_site(
-        INVENTORY, "--limit", "srv1:lb1", "--tags", RENEWAL_TAGS,
-        "-e", f'{{"certificates_extra_names": ["{extra}"], "certificates_lifetime_days": 400,'
-              ' "certificates_renew_before_days": 380}',
-        log=LOGS / "renew.log",
-    )  # fmt: skip
+    pem = testpki.user_pem(USER_DN, testpki.load_ca(CA_CERT, CA_KEY), tmp_path / "u.pem")
+    with Soak(pem) as soak:  # through the VIP, while Apache and HAProxy reload
+        renew = run_site(
+            INVENTORY, "--limit", "srv1:lb1", "--tags", RENEWAL_TAGS,
+            "-e", f'{{"certificates_extra_names": ["{extra}"], "certificates_lifetime_days":'
+                  ' 400, "certificates_renew_before_days": 380}',
+            log=LOGS / "renew.log",
+        )  # fmt: skip
     assert renew.returncode == 0, renew.failures()
+    assert soak.sent > 5 and soak.errors == [], f"{len(soak.errors)}/{soak.sent}: {soak.errors}"
     after = {h: file_cert(h) for h in ("srv1", "lb1")}
     for h in after:
         assert after[h]["serial"] != before[h]["serial"], h

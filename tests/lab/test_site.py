@@ -13,7 +13,18 @@ import time
 
 import pytest
 
-from labhosts import INVENTORY, LOGS, ROOT, exec_in
+import testpki
+from labhosts import (
+    CA_CERT,
+    CA_KEY,
+    INVENTORY,
+    LOGS,
+    ROOT,
+    USER_DN,
+    Soak,
+    exec_in,
+    server_connections,
+)  # fmt: skip
 from sitecheck import run_site
 
 
@@ -23,10 +34,17 @@ def test_fresh_lab_converges(first_run):
     assert first_run.total("failed") == 0 and first_run.total("unreachable") == 0
 
 
-def test_second_run_changes_nothing(first_run):
-    second = run_site(INVENTORY, log=LOGS / "second.log")
+def test_second_run_changes_nothing(first_run, tmp_path):
+    """And the pandaserver VIP answers every fresh connection meanwhile (a soak of one
+    request every half second): a POST never goes out on a pooled server connection,
+    which the server may close at that instant (http-reuse never)."""
+    pem = testpki.user_pem(USER_DN, testpki.load_ca(CA_CERT, CA_KEY), tmp_path / "u.pem")
+    with Soak(pem) as soak:
+        second = run_site(INVENTORY, log=LOGS / "second.log")
     assert second.returncode == 0, second.failures()
     assert second.changed_hosts() == {}
+    assert soak.sent > 20 and soak.errors == [], f"{len(soak.errors)}/{soak.sent}: {soak.errors}"
+    assert all(reuse == 0 for _, reuse in server_connections().values()), server_connections()
 
 
 def test_limited_run_agrees_with_the_full_one(first_run):
