@@ -38,3 +38,13 @@ def test_lab_inventory_has_every_tier_group():
     hosts = (ROOT / "inventories/lab/hosts.yml").read_text()
     for group in TIER_GROUPS:
         assert re.search(rf"^\s+{group}:$", hosts, re.MULTILINE), group
+
+
+def test_facts_are_gathered_once_under_the_tag_of_every_tier():
+    """The facts play runs under any tier's tag (so a --tags run of one tier has facts)
+    but not under preflight alone; the plays after it gather nothing."""
+    facts, tiers = plays()[1], plays()[2:]
+    assert facts["gather_facts"] is True and not facts.get("tasks")
+    assert sorted(facts["tags"]) == sorted(t for play in tiers for t in play["tags"])
+    assert "preflight" not in facts["tags"] and "always" not in facts["tags"]
+    assert all(play["gather_facts"] is False for play in tiers)
