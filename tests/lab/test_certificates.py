@@ -79,49 +79,64 @@ def served(address: str, name: str, port: int) -> dict:
 
 
 def file_cert(name: str) -> dict:
+    """The host certificate on a lab host: its serial (upper-case hex), expiry (seconds
+    since the epoch) and the text that lists its names."""
     host = lab_host(name)
     out = run_ok(
         host, f"openssl x509 -in {TLS}/host.crt -noout -serial -enddate -ext subjectAltName"
     )
-    return {"serial": out.split("serial=")[1].split()[0], "text": out}
+    end = out.split("notAfter=")[1].splitlines()[0]
+    return {"serial": out.split("serial=")[1].split()[0].upper(),
+            "not_after": ssl.cert_time_to_seconds(end), "text": out}  # fmt: skip
 
 
-RENEWAL_TAGS = "certificates,loadbalancer,panda_server,panda_monitor"
+def served_serials() -> tuple[str, str]:
+    """The serials Apache on srv1 serves directly, and HAProxy through the VIP."""
+    direct = served(ADDRESSES["srv1"], f"srv1.{DOMAIN}", 25443)
+    through_vip = served(SERVER_VIP, VIP, 25443)
+    return direct["serialNumber"].upper(), through_vip["serialNumber"].upper()
+
+
+# The plays that issue the certificates and run the daemons that serve them.
+RENEWAL_TAGS = "certificates,loadbalancer,panda_server"
+
+
+def renewal_run(log: str, extra_vars: str = "{}") -> None:
+    run = run_site(INVENTORY, "--limit", "srv1:lb1", "--tags", RENEWAL_TAGS,
+                   "-e", extra_vars, log=LOGS / log)  # fmt: skip
+    assert run.returncode == 0, run.failures()
 
 
 def test_renewed_certificate_is_served_in_the_same_run(converged, tmp_path):
-    """A new name, and expiry inside the renewal window, each reissue the certificate;
-    Apache (directly) and HAProxy (through the VIP) serve the new one when the run ends.
-    Converging back drops the name; the CA never changes."""
+    """Expiry inside the renewal window reissues a certificate, longer-lived, and Apache
+    (directly) and HAProxy (through the VIP, answering throughout) serve it when the run
+    ends; a new name reissues it too; converging back drops the name. The CA never
+    changes, and an unchanged inventory leaves certificates alone (the second run)."""
     ca_before = run_ok(lab_host("srv1"), f"openssl x509 -in {TLS}/ca.crt -noout -serial")
     before = {h: file_cert(h) for h in ("srv1", "lb1")}
-    extra = f"extra.{DOMAIN}"
+    assert served_serials() == (before["srv1"]["serial"], before["lb1"]["serial"])
+
     pem = testpki.user_pem(USER_DN, testpki.load_ca(CA_CERT, CA_KEY), tmp_path / "u.pem")
     with Soak(pem) as soak:  # through the VIP, while Apache and HAProxy reload
-        renew = run_site(
-            INVENTORY, "--limit", "srv1:lb1", "--tags", RENEWAL_TAGS,
-            "-e", f'{{"certificates_extra_names": ["{extra}"], "certificates_lifetime_days":'
-                  ' 400, "certificates_renew_before_days": 380}',
-            log=LOGS / "renew.log",
-        )  # fmt: skip
-    assert renew.returncode == 0, renew.failures()
+        renewal_run("renew.log", '{"certificates_lifetime_days": 400,'
+                                 ' "certificates_renew_before_days": 380}')  # fmt: skip
     assert soak.sent > 5 and soak.errors == [], f"{len(soak.errors)}/{soak.sent}: {soak.errors}"
-    after = {h: file_cert(h) for h in ("srv1", "lb1")}
-    for h in after:
-        assert after[h]["serial"] != before[h]["serial"], h
-        assert f"DNS:{extra}" in after[h]["text"] and f"DNS:{VIP}" in after[h]["text"], h
-    direct = served(ADDRESSES["srv1"], f"srv1.{DOMAIN}", 25443)
-    through_vip = served(SERVER_VIP, VIP, 25443)
-    assert ("DNS", extra) in direct["subjectAltName"], direct
-    assert ("DNS", extra) in through_vip["subjectAltName"], through_vip
+    renewed = {h: file_cert(h) for h in ("srv1", "lb1")}
+    for h in renewed:
+        assert renewed[h]["serial"] != before[h]["serial"], h
+        assert renewed[h]["not_after"] > before[h]["not_after"], h
+    assert served_serials() == (renewed["srv1"]["serial"], renewed["lb1"]["serial"])
 
-    back = run_site(INVENTORY, "--limit", "srv1:lb1", "--tags", RENEWAL_TAGS,
-                    log=LOGS / "renew-back.log")  # fmt: skip
-    assert back.returncode == 0, back.failures()
+    extra = f"extra.{DOMAIN}"
+    renewal_run("rename.log", f'{{"certificates_extra_names": ["{extra}"]}}')
+    for h in ("srv1", "lb1"):
+        assert f"DNS:{extra}" in file_cert(h)["text"] and f"DNS:{VIP}" in file_cert(h)["text"]
+    for address, name in ((ADDRESSES["srv1"], f"srv1.{DOMAIN}"), (SERVER_VIP, VIP)):
+        assert ("DNS", extra) in served(address, name, 25443)["subjectAltName"], name
+
+    renewal_run("renew-back.log")
     for h in ("srv1", "lb1"):
         assert f"DNS:{extra}" not in file_cert(h)["text"], h
-    assert ("DNS", extra) not in served(ADDRESSES["srv1"], f"srv1.{DOMAIN}", 25443)[
-        "subjectAltName"
-    ]
-    assert ("DNS", extra) not in served(SERVER_VIP, VIP, 25443)["subjectAltName"]
+    for address, name in ((ADDRESSES["srv1"], f"srv1.{DOMAIN}"), (SERVER_VIP, VIP)):
+        assert ("DNS", extra) not in served(address, name, 25443)["subjectAltName"], name
     assert run_ok(lab_host("srv1"), f"openssl x509 -in {TLS}/ca.crt -noout -serial") == ca_before
