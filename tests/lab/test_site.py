@@ -36,8 +36,9 @@ def test_fresh_lab_converges(first_run):
 
 def test_second_run_changes_nothing(first_run, tmp_path):
     """And the pandaserver VIP answers every fresh connection meanwhile (a soak of one
-    request every half second): a POST never goes out on a pooled server connection,
-    which the server may close at that instant (http-reuse never)."""
+    request every half second): a first request never goes out on a pooled server
+    connection, which the server may close at that instant (http-reuse safe, with a
+    retry_on that does not make HAProxy count on its own retries)."""
     pem = testpki.user_pem(USER_DN, testpki.load_ca(CA_CERT, CA_KEY), tmp_path / "u.pem")
     with Soak(pem) as soak:
         second = run_site(INVENTORY, log=LOGS / "second.log")

@@ -46,9 +46,9 @@ class Session:
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
             # A kept-alive client connection that HAProxy or Apache closed while idle
             # (its keep-alive timeout, a reload): send again on a new one, as browsers
-            # do. Once, and never for the first request of a connection: that one is
-            # answered (HAProxy opens a new server connection for each request that it
-            # does not retry, http-reuse never).
+            # do. Once, and never for the first request of a connection: HAProxy sends
+            # that one on a server connection of its own (http-reuse safe), so it is
+            # answered.
             if not reused:
                 raise
             self.conn.close()
