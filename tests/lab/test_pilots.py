@@ -241,6 +241,7 @@ def test_a_queue_moves_to_the_other_submit_host_and_back(converged, server):
     try:
         assert moved.returncode == 0, moved.failures()
         assert placement()["LAB_SITE2"] == "submit1"
+        server.conn.close()  # idle through the site run: start on a fresh connection
         run_jobs(server, ["LAB_SITE2"])
         history = run_ok(lab_host("submit1"), "condor_history -limit 50 -af PandaQueue")
         assert "LAB_SITE2" in history.split(), history

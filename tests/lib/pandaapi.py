@@ -43,12 +43,14 @@ class Session:
         reused = self.conn.sock is not None
         try:
             answer = self._exchange(path, payload)
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+        except (
+            http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError
+        ):  # fmt: skip
             # A kept-alive client connection that HAProxy or Apache closed while idle
-            # (its keep-alive timeout, a reload): send again on a new one, as browsers
-            # do. Once, and never for the first request of a connection: HAProxy sends
-            # that one on a server connection of its own (http-reuse safe), so it is
-            # answered.
+            # (its keep-alive timeout, a reload; the TLS layer may be the first to tell):
+            # send again on a new one, as browsers do. Once, and never for the first
+            # request of a connection: HAProxy sends that one on a server connection of
+            # its own (http-reuse safe), so it is answered.
             if not reused:
                 raise
             self.conn.close()

@@ -75,6 +75,23 @@ def test_a_request_dropped_on_a_kept_alive_connection_is_sent_again(api):
     assert ports[0] == ports[1] != ports[2]  # the resend went over a new connection
 
 
+def test_a_kept_alive_connection_closed_under_tls_is_sent_again(api, monkeypatch):
+    """The load balancer closed an idle kept-alive connection, and the TLS layer is the
+    first to say so (SSLEOFError while sending): the request goes again, once."""
+    _, session = api
+    assert session.states([1]) == ["finished"]
+    real, calls = session._exchange, []
+
+    def exchange(path: str, payload: str):
+        calls.append(path)
+        if len(calls) == 1:
+            raise ssl.SSLEOFError("EOF occurred in violation of protocol")
+        return real(path, payload)
+
+    monkeypatch.setattr(session, "_exchange", exchange)
+    assert session.states([2]) == ["finished"] and len(calls) == 2
+
+
 def test_a_dropped_first_request_is_not_sent_again(api):
     httpd, session = api
     httpd.drops = 1
