@@ -242,9 +242,16 @@ def test_a_queue_moves_to_the_other_submit_host_and_back(converged, server):
         assert moved.returncode == 0, moved.failures()
         assert placement()["LAB_SITE2"] == "submit1"
         server.conn.close()  # idle through the site run: start on a fresh connection
-        run_jobs(server, ["LAB_SITE2"])
-        history = run_ok(lab_host("submit1"), "condor_history -limit 50 -af PandaQueue")
-        assert "LAB_SITE2" in history.split(), history
+        run_jobs(server, ["LAB_SITE2"])  # by whichever pilot reaches it first
+        # submit1's factory now sends LAB_SITE2's pilots (within a cycle or two).
+        host, pilots = lab_host("submit1"), ""
+        for _ in range(30):  # bounded: 90 s
+            pilots = run_ok(host, "condor_q -allusers -af PandaQueue; "
+                                  "condor_history -limit 50 -af PandaQueue")  # fmt: skip
+            if "LAB_SITE2" in pilots.split():
+                break
+            time.sleep(3)
+        assert "LAB_SITE2" in pilots.split(), pilots
     finally:
         back = run_site(INVENTORY, "--limit", "submit_hosts", "--tags", "autopilot",
                         log=LOGS / "move-back.log")  # fmt: skip
