@@ -258,13 +258,15 @@ def sha256sums(files: Iterable[Mapping]) -> str:
     return "\n".join(lines)
 
 
-def missing_packages(names: Iterable[str], facts: Mapping) -> list[str]:
-    """The packages of ``names`` that the host's package facts (package_facts) do not
-    list; all of them while the facts are not read yet."""
-    installed = facts.get("packages")
-    if not isinstance(installed, Mapping):
+def missing_packages(names: Iterable[str], installed: Mapping) -> list[str]:
+    """The packages of ``names`` that the host's installed packages (the registered
+    result of panda.facility.installed_packages) do not list; all of them while the
+    list is not read yet."""
+    listed = installed.get("names")
+    if not isinstance(listed, list):
         return list(names)
-    return [name for name in names if name not in installed]
+    have = set(listed)
+    return [name for name in names if name not in have]
 
 
 _DN_NAMES = {

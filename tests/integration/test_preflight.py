@@ -84,9 +84,24 @@ def test_good_inventory_passes_preflight(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_a_group_named_otherwise_is_one_variable(tmp_path):
+    """The replicas' group renamed in the inventory: one variable, and the replicas are
+    placed in the facility_db_replicas group that the database play targets."""
+    inv = inventory(tmp_path, {"facility_db_replica_group": "bnl_db_replicas"})
+    data = yaml.safe_load(inv.read_text())
+    children = data["all"]["children"]
+    children["bnl_db_replicas"] = children.pop("db_replicas")
+    inv.write_text(yaml.safe_dump(data))
+    proc = site(inv, "--tags", "preflight", "-v")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    for host in ("db2", "db3"):
+        assert f"[{host}] => (item=db_replicas (bnl_db_replicas))" in out, out
+
+
 def test_host_in_no_deployed_group(tmp_path):
     proc = site(inventory(tmp_path, {}, extra_hosts={"stray": None}))
-    assert_stopped_early(proc, "stray", "preflight_tier_groups")
+    assert_stopped_early(proc, "stray", "facility_*_group")
 
 
 @pytest.mark.parametrize("vip", ["panda_server.test.example", "-x.test.example", "a..b"])
@@ -141,7 +156,7 @@ def test_two_primaries(tmp_path):
     data = yaml.safe_load(inv.read_text())
     data["all"]["children"]["db_primary"]["hosts"]["db9"] = None
     inv.write_text(yaml.safe_dump(data))
-    assert_stopped_early(site(inv), "mariadb_primary_group", "exactly one host")
+    assert_stopped_early(site(inv), "facility_db_primary_group", "exactly one host")
 
 
 @pytest.mark.parametrize("target", ["db1", "srv1", "nosuchhost"])

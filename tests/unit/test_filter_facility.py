@@ -258,6 +258,6 @@ def test_no_certificate_is_not_current():
     assert not facility.certificate_current({}, *WANT)
 
 
-def test_missing_packages_are_all_of_them_until_the_facts_are_read():
+def test_missing_packages_are_all_of_them_until_the_list_is_read():
     assert facility.missing_packages(["a", "b"], {}) == ["a", "b"]
-    assert facility.missing_packages(["a", "b"], {"packages": {"a": [{}]}}) == ["b"]
+    assert facility.missing_packages(["a", "b"], {"names": ["a", "c"]}) == ["b"]

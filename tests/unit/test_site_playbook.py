@@ -8,19 +8,30 @@ import yaml
 
 from conftest import ROOT
 
-TIER_GROUPS = yaml.safe_load((ROOT / "roles/preflight/defaults/main.yml").read_text())[
-    "preflight_tier_groups"
-]
+FACILITY = yaml.safe_load((ROOT / "roles/facility/defaults/main.yml").read_text())
+TIERS = FACILITY["facility_tier_groups"]
+TIER_GROUPS = [FACILITY[value.strip("{} ")] for value in TIERS.values()]
 
 
 def plays():
     return yaml.safe_load((ROOT / "playbooks/site.yml").read_text())
 
 
-def test_every_play_targets_known_groups():
+def test_every_play_targets_a_tier_group_made_from_the_inventory():
+    """Plays target the facility_<tier> groups that the preflight play makes from the
+    inventory groups named by facility_*_group, never an inventory group by name."""
     for play in plays():
         for group in re.split(r"[:,&!]+", play["hosts"]):
-            assert group in ("all", "") or group in TIER_GROUPS, (play["name"], group)
+            assert group == "all" or group.removeprefix("facility_") in TIERS, (play["name"], group)
+    first = plays()[0]["tasks"][0]
+    assert first["ansible.builtin.import_role"]["tasks_from"] == "tiers"
+
+
+def test_tier_groups_are_the_facility_group_variables():
+    assert TIER_GROUPS == [
+        "loadbalancers", "db_primary", "db_replicas", "panda_servers", "panda_monitors",
+        "panda_loggers", "pilot_caches", "submit_hosts", "grid_sites", "monitoring",
+    ]  # fmt: skip
 
 
 def test_preflight_comes_first_and_touches_nothing():
