@@ -6,7 +6,7 @@ times and prints, for each run, its time, task count, module executions per host
 the 20 tasks and the roles that took longest (from ansible-runner's events: a task's
 time runs from its start to the next task's start, as ansible.posix.profile_tasks
 counts it). Exits non-zero only when a run fails or the no-op run changes something:
-the times are printed, never asserted.
+the times are printed, never asserted. Every task's time goes to .cache/bench/*-tasks.tsv.
 
     .venv/bin/python bench/converge.py [--reuse] [-- extra ansible-playbook arguments]
 
@@ -64,6 +64,9 @@ def main() -> int:
                                           log=LOGS / "check.log")))  # fmt: skip
     for name, run in runs:
         report(name, run)
+        ranked = sorted(run.task_seconds.items(), key=lambda t: -t[1])
+        table = LOGS / f"{name.split()[0].replace('-', '')}-tasks.tsv"
+        table.write_text("".join(f"{seconds:.2f}\t{task}\n" for task, seconds in ranked))
     noop = runs[-2][1]
     print("\n" + "\n".join(f"{name:14} {run.seconds:7.1f} s" for name, run in runs))
     if not args.reuse:

@@ -135,8 +135,9 @@ class EventReader:
         """Seconds spent in each task (from its start to the next one's) and each role."""
         tasks: dict[str, float] = defaultdict(float)
         roles: dict[str, float] = defaultdict(float)
+        following_starts = [*self.starts[1:], (end, "", "")][: len(self.starts)]
         for (start, task, role), (following, _, _) in zip(
-            self.starts, [*self.starts[1:], (end, "", "")], strict=True
+            self.starts, following_starts, strict=True
         ):
             name = f"{role} : {task}" if role else task
             tasks[name] += following - start

@@ -214,14 +214,19 @@ def test_pilots_are_nonessential_grid_jobs_with_a_log_per_site(converged, name):
             assert any(n.startswith("GridmanagerLog.panda.") and site in n for n in logs), logs
 
 
-def test_factories_report_their_counts(converged):
+def reported_counts() -> set[tuple[str, ...]]:
+    """(queue, submit host) of the factories' reports of the last two minutes."""
     rows = run_ok(
         lab_host("db1"),
         "mariadb -N -B -e 'SELECT queue, submit_host FROM panda.pilot_stats"
         " WHERE cycle_at > UTC_TIMESTAMP() - INTERVAL 2 MINUTE'",
     )
-    reported = {tuple(line.split("\t")) for line in rows.splitlines()}
-    assert set(placement().items()) <= reported, rows
+    return {tuple(line.split("\t")) for line in rows.splitlines()}
+
+
+def test_factories_report_their_counts(converged):
+    reported = reported_counts()
+    assert set(placement().items()) <= reported, reported
 
 
 def queues_with(moves: dict[str, str]) -> str:
@@ -252,6 +257,11 @@ def test_a_queue_moves_to_the_other_submit_host_and_back(converged, server):
                 break
             time.sleep(3)
         assert "LAB_SITE2" in pilots.split(), pilots
+        # It reports the queue's counts, and Condor-G keeps a log for the site there.
+        assert ("LAB_SITE2", "submit1") in reported_counts()
+        logs = run_ok(host, "ls /var/log/condor").split()
+        assert any(n.startswith("GridmanagerLog.panda.") and QUEUES["LAB_SITE2"] in n
+                   for n in logs), logs  # fmt: skip
     finally:
         back = run_site(INVENTORY, "--limit", "submit_hosts", "--tags", "autopilot",
                         log=LOGS / "move-back.log")  # fmt: skip

@@ -34,16 +34,25 @@ def test_fresh_lab_converges(first_run):
     assert first_run.total("failed") == 0 and first_run.total("unreachable") == 0
 
 
+def serials() -> dict[str, str]:
+    """The serial of the host certificate of a few hosts (a load balancer among them)."""
+    cmd = ["openssl", "x509", "-noout", "-serial", "-in", "/etc/panda-facility/tls/host.crt"]
+    return {host: exec_in(host, *cmd).stdout.strip() for host in ("lb1", "srv1", "db1")}
+
+
 def test_second_run_changes_nothing(first_run, tmp_path):
-    """And the pandaserver VIP answers every fresh connection meanwhile (a soak of one
-    request every half second): a first request never goes out on a pooled server
-    connection, which the server may close at that instant (http-reuse safe, with a
-    retry_on that does not make HAProxy count on its own retries)."""
+    """And reissues no certificate, and the pandaserver VIP answers every fresh
+    connection meanwhile (a soak of one request every half second): a first request
+    never goes out on a pooled server connection, which the server may close at that
+    instant (http-reuse safe, with a retry_on that does not make HAProxy count on its
+    own retries)."""
     pem = testpki.user_pem(USER_DN, testpki.load_ca(CA_CERT, CA_KEY), tmp_path / "u.pem")
+    before = serials()
     with Soak(pem) as soak:
         second = run_site(INVENTORY, log=LOGS / "second.log")
     assert second.returncode == 0, second.failures()
     assert second.changed_hosts() == {}
+    assert serials() == before and all(before.values()), before
     assert soak.sent > 20 and soak.errors == [], f"{len(soak.errors)}/{soak.sent}: {soak.errors}"
     assert all(reuse == 0 for _, reuse in server_connections().values()), server_connections()
 

@@ -51,8 +51,11 @@ def test_every_nagios_check_of_the_lab_is_ok(converged):
     assert not bad, bad
     assert {h for h, _ in status} == set(HOSTS)
     described = {d for _, d in status}
-    wanted = ["haproxy backends", "vips held", "squid hit ratio", "pandaserver through its VIP",
-              "pandamon through its VIP", "pilot factory", "schedd and idle pilots"]  # fmt: skip
+    wanted = ["memory", "disk", "cleanup", "host certificate", "replication",
+              "slow-query guard", "pandaserver isAlive", "pandamon page", "logger isAlive",
+              "schedd and idle pilots", "pilot factory", "pilot credential", "haproxy backends",
+              "vips held", "squid hit ratio", "pandaserver through its VIP",
+              "pandamon through its VIP"]  # fmt: skip
     assert set(wanted) <= described, set(wanted) - described
 
 
