@@ -13,8 +13,13 @@ TIERS = FACILITY["facility_tier_groups"]
 TIER_GROUPS = [FACILITY[value.strip("{} ")] for value in TIERS.values()]
 
 
-def plays():
+def entries():
     return yaml.safe_load((ROOT / "playbooks/site.yml").read_text())
+
+
+def plays():
+    """The plays written in site.yml (not the imported tiers.yml)."""
+    return [entry for entry in entries() if "hosts" in entry]
 
 
 def test_every_play_targets_a_tier_group_made_from_the_inventory():
@@ -23,8 +28,10 @@ def test_every_play_targets_a_tier_group_made_from_the_inventory():
     for play in plays():
         for group in re.split(r"[:,&!]+", play["hosts"]):
             assert group == "all" or group.removeprefix("facility_") in TIERS, (play["name"], group)
-    first = plays()[0]["tasks"][0]
-    assert first["ansible.builtin.import_role"]["tasks_from"] == "tiers"
+    assert entries()[0]["ansible.builtin.import_playbook"] == "tiers.yml"
+    tiers = yaml.safe_load((ROOT / "playbooks/tiers.yml").read_text())[0]
+    assert tiers["tags"] == ["always"] and tiers["hosts"] == "all"
+    assert tiers["tasks"][0]["ansible.builtin.import_role"]["tasks_from"] == "tiers"
 
 
 def test_tier_groups_are_the_facility_group_variables():
