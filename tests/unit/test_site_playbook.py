@@ -66,3 +66,22 @@ def test_facts_are_gathered_once_under_the_tag_of_every_tier():
     assert sorted(facts["tags"]) == sorted(t for play in tiers for t in play["tags"])
     assert "preflight" not in facts["tags"] and "always" not in facts["tags"]
     assert all(play["gather_facts"] is False for play in tiers)
+
+
+def test_preflight_checks_each_role_on_the_tiers_its_play_deploys():
+    """The preflight's list of roles per tier names, for each tier play, that play's
+    role and exactly the tiers it targets (the plays and the list must not drift)."""
+    loop = plays()[0]["tasks"][1]
+    assert loop["ansible.builtin.include_role"]["tasks_from"] == "validate"
+    lines = {
+        re.search(r"\['(\w+)'\]", line).group(1): line
+        for line in loop["vars"]["__site_roles"].splitlines()
+        if re.search(r"\['(\w+)'\] if", line)
+    }
+    for play in plays()[2:]:
+        role = play["roles"][0]["role"].split(".")[-1]
+        tiers = [g.removeprefix("facility_") for g in play["hosts"].split(":")]
+        if tiers == ["all"]:
+            continue
+        assert role in lines, role
+        assert sorted(re.findall(r"'(\w+)'", lines[role])[1:]) == sorted(tiers), lines[role]
