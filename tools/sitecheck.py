@@ -180,12 +180,10 @@ def run_site(
 
 
 def mitogen_env() -> dict[str, str]:
-    """What runs a playbook under Mitogen's linear strategy (PyPI mitogen): a connection
-    it accelerates (docker, ssh, local...) becomes one long-lived Python per host."""
-    import ansible_mitogen
-
-    plugins = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
-    return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": "mitogen_linear"}
+    """What runs a playbook under Mitogen's linear strategy (PyPI mitogen), through the
+    collection's wrapper that leaves a 2-CPU controller unpinned: a connection it
+    accelerates (docker, ssh, local...) becomes one long-lived Python per host."""
+    return {"ANSIBLE_STRATEGY": "panda.facility.mitogen_linear"}
 
 
 def use_mitogen() -> bool:

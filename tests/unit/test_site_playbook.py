@@ -22,6 +22,23 @@ def plays():
     return [entry for entry in entries() if "hosts" in entry]
 
 
+def tier_role(play: dict) -> str:
+    return play["tasks"][0]["ansible.builtin.import_role"]["name"].split(".")[-1]
+
+
+def test_tier_plays_skip_only_the_argument_checks_preflight_made():
+    """A tier play imports its role without the argument-spec check only because the
+    preflight play checked the same options: each role's validate entry point has
+    exactly its main entry point's options."""
+    for play in plays()[2:]:
+        imported = play["tasks"][0]["ansible.builtin.import_role"]
+        assert imported["rolespec_validate"] is False, play["name"]
+        spec_file = ROOT / "roles" / tier_role(play) / "meta/argument_specs.yml"
+        specs = yaml.safe_load(spec_file.read_text())
+        main, validate = specs["argument_specs"]["main"], specs["argument_specs"]["validate"]
+        assert validate["options"] == main["options"], tier_role(play)
+
+
 def test_every_play_targets_a_tier_group_made_from_the_inventory():
     """Plays target the facility_<tier> groups that the preflight play makes from the
     inventory groups named by facility_*_group, never an inventory group by name."""
@@ -79,7 +96,7 @@ def test_preflight_checks_each_role_on_the_tiers_its_play_deploys():
         if re.search(r"\['(\w+)'\] if", line)
     }
     for play in plays()[2:]:
-        role = play["roles"][0]["role"].split(".")[-1]
+        role = tier_role(play)
         tiers = [g.removeprefix("facility_") for g in play["hosts"].split(":")]
         if tiers == ["all"]:
             continue
