@@ -236,21 +236,20 @@ def image_recipe(image: str) -> str | None:
 
 
 def build_base(recipe: str) -> None:
+    debootstrap_image(SUITE, BASE_INCLUDE, BASE_IMAGE, recipe, '["/lib/systemd/systemd"]')
+
+
+def debootstrap_image(suite: str, include: str, image: str, recipe: str, cmd: str) -> None:
+    """A minimal Debian ``suite`` from the host's mirror with ``include``, imported as
+    ``image`` and labelled with its recipe."""
     if shutil.which("debootstrap") is None:
         ensure_docker()
         subprocess.run(["apt-get", "install", "-y", "-qq", "debootstrap"], check=True)
     mirror = host_mirror()
-    log(f"debootstrap {SUITE} from the host's mirror (about a minute)")
+    log(f"debootstrap {suite} from the host's mirror (about a minute)")
     with tempfile.TemporaryDirectory(prefix="panda-lab-rootfs-") as rootfs:
         run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                f"--include={BASE_INCLUDE}",
-                SUITE,
-                rootfs,
-                mirror,
-            ],
+            ["debootstrap", "--variant=minbase", f"--include={include}", suite, rootfs, mirror],
             capture=True,
         )
         # Each container must get a machine id of its own at first boot.
@@ -265,15 +264,15 @@ def build_base(recipe: str) -> None:
                 "--change",
                 "ENV container=docker",
                 "--change",
-                'CMD ["/lib/systemd/systemd"]',
+                f"CMD {cmd}",
                 "-",
-                f"{BASE_IMAGE}:latest",
+                f"{image}:latest",
             ],
             stdin=tar.stdout,
             stdout=subprocess.DEVNULL,
         )
         if tar.wait() != 0 or imported.returncode != 0:
-            raise SystemExit("lab: importing the base image failed")
+            raise SystemExit(f"lab: importing the {image} image failed")
 
 
 def build_node(recipe: str) -> None:

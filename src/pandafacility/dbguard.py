@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -149,7 +149,7 @@ class Guard:
     def cycle(self, conn, hostname: str) -> list[str]:  # noqa: ANN001
         rows, own = self.processes(conn)
         lines = []
-        now = datetime.now(UTC)
+        now = datetime.now(timezone.utc)
         for p in offenders(rows, self.settings, own):
             action = "KILLED" if self.settings.kill else "FOUND"
             if self.settings.kill:

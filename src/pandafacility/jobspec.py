@@ -184,7 +184,7 @@ def _int(attrs: dict[str, Any], key: str, default: int | None) -> int | None:
     value = attrs.get(key)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int | str):
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise SpecError(f"{key} must be an integer")
     try:
         return int(value)
@@ -198,7 +198,7 @@ def _str(attrs: dict[str, Any], key: str, default: str | None, limit: int) -> st
         value = default
     if value is None:
         raise SpecError(f"{key} is required")
-    if not isinstance(value, str | int | float) or isinstance(value, bool):
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
         raise SpecError(f"{key} must be a string")
     value = str(value)
     if len(value) > limit:
@@ -216,14 +216,13 @@ def parse_job(values: Any, known_queues: frozenset[str] = frozenset()) -> NewJob
         for f in files
     ):
         raise SpecError(f"files must be lists of {len(FILE_ATTRIBUTES)} values")
-    attrs = {name: _value(v) for name, v in zip(JOB_ATTRIBUTES, values[:-1], strict=True)}
+    attrs = {name: _value(v) for name, v in zip(JOB_ATTRIBUTES, values[:-1])}
     site = _str(attrs, "computingSite", None, 128)
     if not _QUEUE.match(site) or (known_queues and site not in known_queues):
         raise SpecError(f"computingSite {site[:128]!r} is not a queue of this facility")
     spec = {k: v for k, v in attrs.items() if v is not None}
     spec["Files"] = [
-        {n: _value(v) for n, v in zip(FILE_ATTRIBUTES, f, strict=False) if _value(v) is not None}
-        for f in files
+        {n: _value(v) for n, v in zip(FILE_ATTRIBUTES, f) if _value(v) is not None} for f in files
     ]
     max_attempt = _int(attrs, "maxAttempt", 3)
     priority = _int(attrs, "currentPriority", None)
@@ -294,7 +293,7 @@ def describe(row: dict[str, Any]) -> dict[str, Any]:
     """A stored job as the attribute dict panda-client reads: what was submitted, with
     the server's own columns (state, times, errors) over it."""
     spec = row.get("spec") or {}
-    if isinstance(spec, str | bytes):
+    if isinstance(spec, (str, bytes)):
         spec = json.loads(spec)
     described = {k: v for k, v in spec.items() if k in JOB_ATTRIBUTES or k == "Files"}
     for name, column in _COLUMNS.items():

@@ -15,7 +15,7 @@ import ssl
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -218,7 +218,7 @@ class Monitor:
 
     def state_plot(self) -> tuple[str, dict]:
         """Jobs entering each state per hour over the past week."""
-        since = datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+        since = datetime.now(timezone.utc).replace(tzinfo=None, minute=0, second=0, microsecond=0)
         since -= timedelta(days=7)
         rows = self.query(
             "SELECT DATE_FORMAT(changed_at, '%%Y-%%m-%%d %%H:00') AS hour, job_status,"
@@ -246,7 +246,7 @@ class Monitor:
         except ValueError as exc:
             raise HttpError(400, "hours must be a number") from exc
         step = max(60, hours * 3600 // 144)  # about 144 points whatever the span
-        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
         since = now - timedelta(hours=hours)
         rows = self.query(
             "SELECT bucket, SUM(i) AS idle, SUM(r) AS running, SUM(h) AS held FROM"

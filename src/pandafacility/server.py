@@ -269,10 +269,7 @@ class Server:
         except jobspec.SpecError as exc:
             raise HttpError(400, str(exc)) from exc
         ids = jobs.submit(self.db.get(), new, identity.dn or "")
-        return [
-            [pid, job.job_definition_id or None, job.job_name]
-            for pid, job in zip(ids, new, strict=True)
-        ]
+        return [[pid, job.job_definition_id or None, job.job_name] for pid, job in zip(ids, new)]
 
     def submit(self, request: Request, identity: Identity) -> dict[str, Any]:
         return envelope(self._submit(request.json().get("jobs"), identity))

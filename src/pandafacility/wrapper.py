@@ -49,11 +49,30 @@ def download(url: str, ca: str = "", attempts: int | None = None) -> bytes:
 def unpack(data: bytes, into: Path) -> Path:
     """Extract the tarball (members must stay inside ``into``); the pilot's path."""
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        tar.extractall(into, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python 3.12, and 3.9 with PEP 706 backported
+            tar.extractall(into, filter="data")
+        else:
+            tar.extractall(into, members=checked_members(tar, into))
     pilot = into / "pilot" / "pilot.py"
     if not pilot.is_file():
         raise ValueError("the pilot code has no pilot/pilot.py")
     return pilot
+
+
+def checked_members(tar: tarfile.TarFile, into: Path) -> list[tarfile.TarInfo]:
+    """Where the tarfile module has no extraction filters (Python 3.9 before 3.9.17): only
+    files and directories, each inside ``into``, without set-id bits or write access
+    for others; anything else refuses the whole tarball."""
+    root = into.resolve()
+    members = tar.getmembers()
+    for member in members:
+        target = (root / member.name).resolve()
+        if not (member.isfile() or member.isdir()) or (
+            target != root and root not in target.parents
+        ):
+            raise tarfile.TarError(f"refused member {member.name!r} of the pilot code")
+        member.mode &= 0o755
+    return members
 
 
 def main(argv: list[str] | None = None) -> int:

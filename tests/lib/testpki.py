@@ -48,7 +48,7 @@ def issue(
     key = ec.generate_private_key(ec.SECP256R1())
     subject = name(dn)
     issuer_name, signer = (issuer[0].subject, issuer[1]) if issuer else (subject, key)
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.now(datetime.timezone.utc)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from pandafacility.probes.plugin import CRITICAL, Perf, Result, above
 
@@ -25,10 +25,12 @@ def recent(lines: list[str], since: datetime) -> int:
     count = 0
     for line in lines:
         try:
-            at = datetime.fromisoformat(line.split()[0])
+            # The guard writes "...T10:00:00Z"; fromisoformat reads a "Z" only from 3.11.
+            stamp = line.split()[0]
+            at = datetime.fromisoformat(stamp[:-1] + "+00:00" if stamp.endswith("Z") else stamp)
         except (IndexError, ValueError):
             continue
-        if (at if at.tzinfo else at.replace(tzinfo=UTC)) >= since:
+        if (at if at.tzinfo else at.replace(tzinfo=timezone.utc)) >= since:
             count += 1
     return count
 
@@ -43,7 +45,7 @@ def check(args: argparse.Namespace) -> Result:
             lines = f.readlines()
     except FileNotFoundError:
         lines = []  # nothing killed yet
-    caught = recent(lines, datetime.now(UTC) - timedelta(hours=args.hours))
+    caught = recent(lines, datetime.now(timezone.utc) - timedelta(hours=args.hours))
     perf = [Perf("caught", caught, "", args.warn, None, 0)]
     text = f"{args.unit} running, {caught} long queries caught in the last {args.hours:g} h"
     return Result(above(caught, args.warn, None), text, perf)

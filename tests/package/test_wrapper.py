@@ -97,3 +97,33 @@ def test_wrapper_started_without_path_still_runs_the_pilot(serve, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "path.txt").read_text() == wrapper.DEFAULT_PATH
+
+
+@pytest.mark.parametrize("filters", [True, False], ids=["tarfile filter", "own check"])
+def test_links_and_escapes_are_refused_with_or_without_tarfile_filters(
+    filters, tmp_path, monkeypatch
+):
+    """Python 3.9 before 3.9.17 has no extraction filters: the wrapper's own check of
+    the members refuses what the "data" filter would (a link out, a path out, set-id)."""
+    if not filters:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    elif not hasattr(tarfile, "data_filter"):
+        pytest.skip("this Python's tarfile has no extraction filters")
+    link = io.BytesIO()
+    with tarfile.open(fileobj=link, mode="w:gz") as tar:
+        info = tarfile.TarInfo("pilot")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc"
+        tar.addfile(info)
+    (tmp_path / "work").mkdir()
+    with pytest.raises(tarfile.TarError):
+        wrapper.unpack(link.getvalue(), tmp_path / "work")
+    with pytest.raises(tarfile.TarError):
+        wrapper.unpack(tarball({"pilot/../../out.py": b"x"}), tmp_path / "work")
+    assert not (tmp_path / "out.py").exists() and not (tmp_path / "work" / "pilot").exists()
+    setuid = io.BytesIO()
+    with tarfile.open(fileobj=setuid, mode="w:gz") as tar:
+        info = tarfile.TarInfo("pilot/pilot.py")
+        info.size, info.mode = len(PILOT), 0o4777
+        tar.addfile(info, io.BytesIO(PILOT))
+    pilot = wrapper.unpack(setuid.getvalue(), tmp_path / "work")
+    assert pilot.stat().st_mode & 0o7777 == 0o755

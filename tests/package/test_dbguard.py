@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import pytest
 
@@ -59,7 +59,9 @@ def test_longest_first():
 
 def test_log_line_holds_what_an_operator_needs():
     line = log_line(
-        proc(info="SELECT *\n  FROM jobs"), "KILLED", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+        proc(info="SELECT *\n  FROM jobs"),
+        "KILLED",
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
     )
     assert line == (
         "2026-01-02T03:04:05Z KILLED id=7 user=panda_rw host=10.0.0.5:4711 "

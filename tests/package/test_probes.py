@@ -9,7 +9,7 @@ import os
 import subprocess
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -279,7 +279,7 @@ def test_replica_judgement(status, read_only, expected, words):
 
 
 def test_guard_counts_recent_catches():
-    now = datetime.now(UTC)
+    now = datetime.now(timezone.utc)
     old = (now - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
     new = (now - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
     lines = [f"{old} KILLED id=1", f"{new} KILLED id=2", f"{new} FOUND id=3", "garbage"]
