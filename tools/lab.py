@@ -216,6 +216,7 @@ DISABLED_UNITS = [
     "postfix",
     "cron",
     "exim4",
+    "firewalld",
 ]
 
 

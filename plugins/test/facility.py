@@ -12,6 +12,7 @@ description:
   - C(dns_name) is true for a valid DNS host name (RFC 1123 labels, at most 253 chars).
   - C(ip_address) is true for an IPv4 or IPv6 address.
   - C(in_network) is true for an address inside a CIDR network.
+  - C(ip_network) is true for an IPv4 or IPv6 network in CIDR form (host bits allowed).
 """
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.IGNORECASE)
@@ -33,6 +34,16 @@ def ip_address(value: object) -> bool:
     return True
 
 
+def ip_network(value: object) -> bool:
+    """True for a network as firewalld takes it as a source: 10.0.0.0/8, ::/0, or a
+    bare address."""
+    try:
+        ipaddress.ip_network(str(value), strict=False)
+    except ValueError:
+        return False
+    return True
+
+
 def in_network(value: object, network: str) -> bool:
     """True when the address lies inside the CIDR network (a VIP must, to be announced
     on that network's interface)."""
@@ -46,4 +57,9 @@ class TestModule:
     """panda.facility tests."""
 
     def tests(self) -> dict:
-        return {"dns_name": dns_name, "ip_address": ip_address, "in_network": in_network}
+        return {
+            "dns_name": dns_name,
+            "ip_address": ip_address,
+            "ip_network": ip_network,
+            "in_network": in_network,
+        }

@@ -48,11 +48,14 @@ def test_key_is_private_and_names_verify(converged, name):
 
 
 def test_client_verifies_a_backend_by_vip_name_and_directly(converged):
-    """A handshake from another host, once as if through the VIP, once direct."""
+    """A handshake from another host, once as if through the VIP, once direct (the
+    test's port opened in srv2's firewall for log1 until the next reload)."""
     server, client = lab_host("srv2"), lab_host("log1")
     server.run(
         "systemctl stop verify-tls 2>/dev/null; systemctl reset-failed verify-tls 2>/dev/null"
     )
+    rule = f"rule family=ipv4 source address={ADDRESSES['log1']} port port=4433 protocol=tcp accept"
+    run_ok(server, f"firewall-cmd --add-rich-rule='{rule}'")
     run_ok(server, "systemd-run --unit=verify-tls --collect timeout 60 openssl s_server "
                    f"-accept 4433 -cert {TLS}/host.crt -key {TLS}/host.key "
                    "-www -quiet")  # fmt: skip
@@ -66,6 +69,7 @@ def test_client_verifies_a_backend_by_vip_name_and_directly(converged):
             assert "Verification: OK" in out, out
     finally:
         server.run("systemctl stop verify-tls")
+        server.run(f"firewall-cmd --remove-rich-rule='{rule}'")
 
 
 def served(address: str, name: str, port: int) -> dict:
