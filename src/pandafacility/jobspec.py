@@ -12,6 +12,7 @@ import json
 import re
 from typing import Any
 
+from pandafacility import safejson
 from pandafacility.jobs import NewJob
 
 # The wire order of a job's attributes (panda-client 2.2.0).
@@ -247,7 +248,7 @@ def parse_submission(text: Any, limit: int, known_queues: frozenset[str]) -> lis
     if not isinstance(text, str):
         raise SpecError("jobs must be a JSON string holding a list of jobs")
     try:
-        values = json.loads(text)
+        values = safejson.loads(text)
     except ValueError as exc:
         raise SpecError(f"jobs is not valid JSON: {exc}") from exc
     if not isinstance(values, list) or not values:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from pandafacility import safejson
 from pandafacility.web import (
     MAX_BODY,
     HttpError,
@@ -195,7 +196,7 @@ class Logger:
         if request.method != "POST":
             raise HttpError(405, "GET or POST")
         try:
-            batch = json.loads(request.body() or b"null")
+            batch = safejson.loads(request.body() or b"null")
         except ValueError as exc:
             raise HttpError(400, f"body is not valid JSON: {exc}") from exc
         if not isinstance(batch, list) or not batch:
@@ -207,7 +208,7 @@ class Logger:
             if not isinstance(item, dict) or not isinstance(item.get("body"), str):
                 raise HttpError(400, 'each record must be {"headers": {...}, "body": "<JSON>"}')
             try:
-                fields = json.loads(item["body"])
+                fields = safejson.loads(item["body"])
             except ValueError as exc:
                 raise HttpError(400, f"a record's body is not JSON: {exc}") from exc
             if not isinstance(fields, dict):

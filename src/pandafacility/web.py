@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from pandafacility import safejson
+
 StartResponse = Callable[..., Any]
 MAX_BODY = 8 * 1024 * 1024  # bytes; a submission of many jobs fits, a runaway does not
 
@@ -96,7 +98,7 @@ class Request:
         if not data:
             return {}
         try:
-            value = json.loads(data)
+            value = safejson.loads(data)
         except (UnicodeDecodeError, ValueError) as exc:
             raise HttpError(400, f"body is not valid JSON: {exc}") from exc
         if not isinstance(value, dict):

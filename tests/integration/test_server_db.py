@@ -174,6 +174,8 @@ def test_pilot_endpoints_need_a_production_identity(server, conn, kw, allowed):
     [
         ("/api/v1/pilot/acquire_jobs", b"{not json", 400),
         ("/api/v1/pilot/acquire_jobs", b"[1, 2]", 400),
+        ("/api/v1/pilot/acquire_jobs", b"[" * 100_000 + b"]" * 100_000, 400),
+        ("/api/v1/pilot/acquire_jobs", b'{"a":' * 200 + b"1" + b"}" * 200, 400),
         ("/api/v1/pilot/acquire_jobs", b'{"site_name": 7}', 400),
         ("/api/v1/pilot/acquire_jobs", b'{"site_name": "X\' OR 1=1 --"}', 400),
         ("/api/v1/pilot/acquire_jobs", b'{"site_name": "SITE_A", "n_jobs": "lots"}', 400),

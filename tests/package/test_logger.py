@@ -68,8 +68,9 @@ def test_json_post_form_is_stored(logger):
 
 @pytest.mark.parametrize(
     "body",
-    [b"{not json", b"{}", b"[]", b'[{"body": 5}]', b'[{"body": "[1]"}]', b'[{"body": "nope"}]'],
-)
+    [b"{not json", b"{}", b"[]", b'[{"body": 5}]', b'[{"body": "[1]"}]', b'[{"body": "nope"}]',
+     b"[" * 100_000 + b"]" * 100_000, b'[{"body": "' + b"[" * 100_000 + b'"}]'],
+)  # fmt: skip
 def test_bad_posts_are_refused_and_nothing_stored(logger, body):
     status, _, out = call(logger, "POST", "/logger/logger/query", body=body)
     assert status == 400 and json.loads(out)["success"] is False
