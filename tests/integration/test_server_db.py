@@ -174,7 +174,7 @@ def test_pilot_endpoints_need_a_production_identity(server, conn, kw, allowed):
     [
         ("/api/v1/pilot/acquire_jobs", b"{not json", 400),
         ("/api/v1/pilot/acquire_jobs", b"[1, 2]", 400),
-        ("/api/v1/pilot/acquire_jobs", b"[" * 100_000 + b"]" * 100_000, 400),
+        ("/api/v1/pilot/acquire_jobs", b"[" * 2000 + b"]" * 2000, 400),  # under 4 KB
         ("/api/v1/pilot/acquire_jobs", b'{"a":' * 200 + b"1" + b"}" * 200, 400),
         ("/api/v1/pilot/acquire_jobs", b'{"site_name": 7}', 400),
         ("/api/v1/pilot/acquire_jobs", b'{"site_name": "X\' OR 1=1 --"}', 400),
