@@ -217,6 +217,7 @@ DISABLED_UNITS = [
     "cron",
     "exim4",
     "firewalld",
+    "nagios-nrpe-server",
 ]
 
 
