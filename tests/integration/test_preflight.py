@@ -111,6 +111,18 @@ def test_vip_name_not_a_dns_name(tmp_path, vip):
     assert_stopped_early(proc, "facility_services[0]", "vip_name", vip)
 
 
+def test_firewall_network_not_a_network(tmp_path):
+    proc = site(inventory(tmp_path, {"facility_firewall_client_networks": ["10.0.0.0/33"]}))
+    assert_stopped_early(proc, "facility_firewall_client_networks", "10.0.0.0/33")
+
+
+def test_firewall_that_would_lock_ssh_out(tmp_path):
+    """A host reached over SSH, and no network the firewall would accept SSH from."""
+    vars_ = {"facility_firewall_ssh_networks": [], "facility_firewall_admin_networks": []}
+    proc = site(inventory(tmp_path, vars_, db={"db3": {"ansible_connection": "ssh"}}))
+    assert_stopped_early(proc, "facility_firewall_admin_networks", "db3")
+
+
 def test_certificate_lifetime_below_a_day(tmp_path):
     proc = site(inventory(tmp_path, {"certificates_lifetime_days": 0}))
     assert_stopped_early(proc, "certificates_lifetime_days")
