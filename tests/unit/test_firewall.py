@@ -9,6 +9,7 @@ import re
 import xml.etree.ElementTree as ET
 
 import jinja2
+import rolespecs
 import yaml
 
 from conftest import ROOT, load_plugin
@@ -26,20 +27,15 @@ NOT_OPENED = {
 
 
 def port_options() -> set[str]:
-    names = set()
-    for spec in ROLES.glob("*/meta/argument_specs.yml"):
-        for entry in yaml.safe_load(spec.read_text())["argument_specs"].values():
-            names |= {n for n in entry.get("options", {}) if n.endswith("_port")}
-    return names - NOT_OPENED
+    return rolespecs.port_options() - NOT_OPENED
 
 
 def includes() -> list[dict]:
     found = []
-    for path in ROLES.glob("*/tasks/*.yml"):
-        for task in yaml.safe_load(path.read_text()) or []:
-            role = isinstance(task, dict) and task.get("ansible.builtin.include_role")
-            if role and role.get("tasks_from") == "firewall":
-                found.append(task)
+    for task in rolespecs.tasks():
+        role = task.get("ansible.builtin.include_role")
+        if role and role.get("tasks_from") == "firewall":
+            found.append(task)
     return found
 
 
@@ -48,18 +44,16 @@ def opened_text() -> str:
     base role's zone)."""
     text = [str(task["vars"]["facility_firewall_flows"]) for task in includes()]
     text.append((ROLES / "base/templates/firewall-zone.xml.j2").read_text())
-    for path in ROLES.glob("*/tasks/*.yml"):
-        for task in yaml.safe_load(path.read_text()) or []:
-            role = isinstance(task, dict) and task.get("ansible.builtin.import_role")
-            if role and role.get("name") == "panda.facility.apache_wsgi":
-                text += [str(task["vars"].get(k, "")) for k in
-                         ("apache_wsgi_tls_port", "apache_wsgi_http_port")]  # fmt: skip
+    for task in rolespecs.tasks():
+        role = task.get("ansible.builtin.import_role")
+        if role and role.get("name") == "panda.facility.apache_wsgi":
+            text += [str(task["vars"].get(k, "")) for k in
+                     ("apache_wsgi_tls_port", "apache_wsgi_http_port")]  # fmt: skip
     return "\n".join(text)
 
 
 def test_every_listening_port_option_is_opened_by_a_policy():
-    opened = opened_text()
-    missing = [p for p in sorted(port_options()) if not re.search(rf"\b{p}\b", opened)]
+    missing = rolespecs.unreached(port_options(), opened_text())
     assert not missing, f"port options no firewall policy opens: {missing}"
 
 

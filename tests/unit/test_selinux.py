@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-import yaml
+import rolespecs
 
 from conftest import ROOT
 
@@ -23,24 +23,13 @@ PORT_TYPES = {"http_port_t", "mysqld_port_t", "squid_port_t", "inetd_child_port_
 
 
 def port_options() -> set[str]:
-    names = set()
-    for spec in ROLES.glob("*/meta/argument_specs.yml"):
-        for entry in yaml.safe_load(spec.read_text())["argument_specs"].values():
-            names |= {n for n in entry.get("options", {}) if n.endswith("_port")}
-    return names - NOT_A_DAEMON_PORT
-
-
-def tasks() -> list[dict]:
-    found = []
-    for path in ROLES.glob("*/tasks/*.yml"):
-        found += [t for t in yaml.safe_load(path.read_text()) or [] if isinstance(t, dict)]
-    return found
+    return rolespecs.port_options() - NOT_A_DAEMON_PORT
 
 
 def labelled_text() -> str:
     """The port lists given to the SELinux task file, and what apache_wsgi labels."""
     text = []
-    for task in tasks():
+    for task in rolespecs.tasks():
         role = task.get("ansible.builtin.include_role") or task.get("ansible.builtin.import_role")
         params = task.get("vars", {})
         if role and role.get("tasks_from") == "selinux":
@@ -54,8 +43,7 @@ def labelled_text() -> str:
 
 
 def test_every_port_option_gets_a_selinux_type():
-    labelled = labelled_text()
-    missing = [p for p in sorted(port_options()) if not re.search(rf"\b{p}\b", labelled)]
+    missing = rolespecs.unreached(port_options(), labelled_text())
     assert not missing, f"port options without an SELinux type: {missing}"
 
 
