@@ -3,7 +3,9 @@
 
 Brings the lab's database hosts up and converged, then in one run:
   1. sysbench oltp_read_only against the primary, then against a replica, same load
-     (read-only user on the replica, over TLS), and prints queries/s, p95 and the ratio;
+     (over TLS, as an account of its own for the controller's address, on a database of
+     its own: the facility's accounts admit only their hosts and may not create tables),
+     and prints queries/s, p95 and the ratio;
   2. a bounded write load (sysbench oltp_write_only at a fixed rate) on the primary while
      heartbeats measure how long a write takes to be readable on the replica.
 Prints figures only; exits non-zero when a step fails, never on a figure.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -30,13 +33,11 @@ import lab
 from sitecheck import ROOT, run_site
 
 INVENTORY = ROOT / "inventories" / "lab"
-SECRETS = ROOT / ".lab" / "secrets"
 PRIMARY, REPLICA = ("db1", "172.28.10.41"), ("db2", "172.28.10.42")
+# The controller as the lab's database sees it (the docker network's gateway).
+CONTROLLER = "172.28.10.1"
+BENCH = "panda_bench"  # its account and database, made for the run and dropped after
 TABLES, TABLE_SIZE = 4, 20000
-
-
-def secret(name: str) -> str:
-    return (SECRETS / name).read_text().split()[0]
 
 
 TLS_DIR = Path(tempfile.mkdtemp(prefix="panda-bench-tls-"))
@@ -92,7 +93,7 @@ def sysbench(test: str, host: str, user: str, password: str, *args: str) -> str:
         "--mysql-ssl=on",
         f"--mysql-user={user}",
         f"--mysql-password={password}",
-        "--mysql-db=panda",
+        f"--mysql-db={BENCH}",
         f"--tables={TABLES}",
         f"--table-size={TABLE_SIZE}",
         *args,
@@ -127,18 +128,18 @@ def heartbeat_lags(stop: threading.Event, lags: list[float]) -> None:
     docker exec in between makes each figure an upper bound, by about its own cost."""
     sql(
         PRIMARY[0],
-        "CREATE TABLE IF NOT EXISTS panda.bench_heartbeat (id INT PRIMARY KEY, ts DATETIME(6))",
+        f"CREATE TABLE IF NOT EXISTS {BENCH}.heartbeat (id INT PRIMARY KEY, ts DATETIME(6))",
     )
     while not stop.is_set():
         pos = sql(
             PRIMARY[0],
-            "REPLACE INTO panda.bench_heartbeat VALUES (1, NOW(6)); SELECT @@gtid_binlog_pos",
+            f"REPLACE INTO {BENCH}.heartbeat VALUES (1, NOW(6)); SELECT @@gtid_binlog_pos",
         )
         age = sql(
             REPLICA[0],
             f"SELECT MASTER_GTID_WAIT('{pos}', 30); "
             "SELECT TIMESTAMPDIFF(MICROSECOND, ts, NOW(6)) "
-            "FROM panda.bench_heartbeat WHERE id = 1",
+            f"FROM {BENCH}.heartbeat WHERE id = 1",
         ).split()[-1]
         lags.append(int(age) / 1000)
         stop.wait(0.5)
@@ -159,27 +160,38 @@ def main() -> int:
         return 1
 
     client_tls()
-    app, ro = secret("mariadb_app"), secret("mariadb_readonly")
-    sysbench("oltp_read_only", PRIMARY[1], "panda_rw", app, "cleanup")
-    sysbench("oltp_read_only", PRIMARY[1], "panda_rw", app, f"--threads={TABLES}", "prepare")
+    app = secrets.token_urlsafe(18)
+    sql(
+        PRIMARY[0],
+        f"CREATE DATABASE IF NOT EXISTS {BENCH}; "
+        f"CREATE OR REPLACE USER '{BENCH}'@'{CONTROLLER}' IDENTIFIED BY '{app}' REQUIRE SSL; "
+        f"GRANT ALL ON {BENCH}.* TO '{BENCH}'@'{CONTROLLER}'",
+    )
+    try:
+        return run(args, app)
+    finally:
+        sql(PRIMARY[0], f"DROP USER IF EXISTS '{BENCH}'@'{CONTROLLER}'; DROP DATABASE {BENCH}")
+
+
+def run(args: argparse.Namespace, app: str) -> int:
+    sysbench("oltp_read_only", PRIMARY[1], BENCH, app, "cleanup")
+    sysbench("oltp_read_only", PRIMARY[1], BENCH, app, f"--threads={TABLES}", "prepare")
     pos = sql(PRIMARY[0], "SELECT @@gtid_binlog_pos")
     sql(REPLICA[0], f"SELECT MASTER_GTID_WAIT('{pos}', 120)")
 
     load = [f"--threads={args.threads}", f"--time={args.seconds}", "run"]
-    primary = figures(sysbench("oltp_read_only", PRIMARY[1], "panda_rw", app, *load))
-    replica = figures(sysbench("oltp_read_only", REPLICA[1], "panda_ro", ro, *load))
+    primary = figures(sysbench("oltp_read_only", PRIMARY[1], BENCH, app, *load))
+    replica = figures(sysbench("oltp_read_only", REPLICA[1], BENCH, app, *load))
 
     lags: list[float] = []
     stop = threading.Event()
     sampler = threading.Thread(target=heartbeat_lags, args=(stop, lags))
     sampler.start()
-    writes = sysbench(
-        "oltp_write_only", PRIMARY[1], "panda_rw", app, f"--rate={args.write_rate}", *load
-    )
+    writes = sysbench("oltp_write_only", PRIMARY[1], BENCH, app, f"--rate={args.write_rate}", *load)
     stop.set()
     sampler.join()
     tps = float(re.search(r"transactions:\s+\d+\s+\(([\d.]+) per sec", writes).group(1))
-    sysbench("oltp_read_only", PRIMARY[1], "panda_rw", app, "cleanup")
+    sysbench("oltp_read_only", PRIMARY[1], BENCH, app, "cleanup")
 
     print(
         f"read load: sysbench oltp_read_only, {args.threads} threads, {args.seconds} s, "

@@ -116,6 +116,36 @@ def unaddressed(hosts: Iterable[str], hostvars: Mapping) -> list[str]:
     return missing
 
 
+def db_accounts(users: Iterable[Mapping], hostvars: Mapping) -> list[dict]:
+    """One database account per user and client host: each user's ``hosts`` (inventory
+    names) become accounts for their addresses; a user with ``host`` (e.g. localhost)
+    keeps that one. An empty ``hosts`` list gives no account at all."""
+    accounts = []
+    for user in users:
+        base = {k: v for k, v in user.items() if k not in ("hosts", "host")}
+        if "host" in user:
+            accounts.append({**base, "host": str(user["host"])})
+            continue
+        addresses = dict.fromkeys(host_address(h, hostvars) for h in user.get("hosts") or [])
+        accounts.extend({**base, "host": address} for address in addresses)
+    return accounts
+
+
+def db_stale_accounts(
+    existing: Iterable[Mapping], users: list[Mapping], hostvars: Mapping
+) -> list[dict]:
+    """The rows of mysql.user (``User``, ``Host``) of the managed ``users`` that
+    C(db_accounts) no longer asks for: a client host that left the inventory, or the
+    wildcard ``%`` of an earlier release."""
+    wanted = {(a["name"], a["host"]) for a in db_accounts(users, hostvars)}
+    names = {str(u["name"]) for u in users}
+    return [
+        {"name": row["User"], "host": row["Host"]}
+        for row in existing
+        if row["User"] in names and (row["User"], row["Host"]) not in wanted
+    ]
+
+
 def ipv4_network(address: str, netmask: str) -> str:
     """The CIDR network an interface address belongs to, e.g. 10.1.2.0/24."""
     return str(ipaddress.ip_network(f"{address}/{netmask}", strict=False))
@@ -319,6 +349,8 @@ class FilterModule:
             "server_ids": server_ids,
             "host_address": host_address,
             "unaddressed": unaddressed,
+            "db_accounts": db_accounts,
+            "db_stale_accounts": db_stale_accounts,
             "ipv4_network": ipv4_network,
             "lb_services": lb_services,
             "vrrp_priorities": vrrp_priorities,

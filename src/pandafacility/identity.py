@@ -1,7 +1,11 @@
 """Who is calling: the client certificate's subject DN, from Apache's mod_ssl when the
 client reached this server directly, or from the header the load balancer sets when
-it terminated TLS itself. That header is believed only on connections from the load
-balancers' addresses: anyone else could write it."""
+it terminated TLS itself. That header is believed only on a connection on which a load
+balancer authenticated with its own certificate: a subject DN on the trusted list,
+issued by the CA that issued this server's certificate (the facility CA). Not by
+address: a TCP or passthrough service on a load balancer arrives from the same address
+carrying whatever its client wrote, but with the client's certificate, not the load
+balancer's."""
 
 from __future__ import annotations
 
@@ -23,14 +27,23 @@ class Identity:
 
 
 def client_dn(environ: dict[str, Any], trusted_proxies: frozenset[str]) -> str | None:
-    """The verified DN, or None. mod_ssl's variables need ``SSLOptions +StdEnvVars``
-    and ``+LegacyDNStringFormat`` (the grid's /DC=.../CN=... form)."""
-    if environ.get("SSL_CLIENT_VERIFY") == "SUCCESS" and environ.get("SSL_CLIENT_S_DN"):
-        return str(environ["SSL_CLIENT_S_DN"])
-    if environ.get("REMOTE_ADDR") in trusted_proxies and environ.get(LB_VERIFY_HEADER) == "SUCCESS":
-        dn = environ.get(LB_DN_HEADER)
-        return str(dn) if dn else None
+    """The verified DN, or None. ``trusted_proxies`` holds the load balancers'
+    certificate DNs. mod_ssl's variables need ``SSLOptions +StdEnvVars`` and
+    ``+LegacyDNStringFormat`` (the grid's /DC=.../CN=... form)."""
+    if environ.get("SSL_CLIENT_VERIFY") != "SUCCESS" or not environ.get("SSL_CLIENT_S_DN"):
+        return None
+    dn = str(environ["SSL_CLIENT_S_DN"])
+    if not _is_load_balancer(environ, dn, trusted_proxies):
+        return dn
+    # A load balancer speaks for its client; it is never a user itself.
+    if environ.get(LB_VERIFY_HEADER) == "SUCCESS" and environ.get(LB_DN_HEADER):
+        return str(environ[LB_DN_HEADER])
     return None
+
+
+def _is_load_balancer(environ: dict[str, Any], dn: str, trusted_proxies: frozenset[str]) -> bool:
+    issuer = environ.get("SSL_CLIENT_I_DN")
+    return dn in trusted_proxies and bool(issuer) and issuer == environ.get("SSL_SERVER_I_DN")
 
 
 def identify(

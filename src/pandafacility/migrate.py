@@ -6,9 +6,15 @@ migration is recorded with a checksum of its text; a released migration that was
 edited afterwards stops the run rather than leaving two databases that claim the same
 version with different schemas.
 
-    python3 -m pandafacility.migrate --config /etc/panda-facility/server.json
+The schema belongs to the database: the mariadb role applies it on the primary, over
+the local socket as the OS user root (the application's account may not change
+tables). A server checks, with its own settings, that nothing is missing:
 
-Prints {"applied": [versions]} as JSON (empty when the schema was current).
+    python3 -m pandafacility.migrate --socket /run/mysqld/mysqld.sock --database panda
+    python3 -m pandafacility.migrate --config /etc/panda-facility/server.json --check
+
+Prints {"applied": [versions]} as JSON (empty when the schema was current), or with
+--check {"pending": [versions]} and exits 3 when some are.
 """
 
 from __future__ import annotations
@@ -101,13 +107,57 @@ def migrate(conn: Any, migrations: list[Migration] | None = None, wait: int = 60
             cur.execute("SELECT RELEASE_LOCK(%s)", (LOCK,))
 
 
+def pending(conn: Any, migrations: list[Migration] | None = None) -> list[int]:
+    """The versions not applied yet (all of them where nothing was)."""
+    migrations = available() if migrations is None else migrations
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT COUNT(*) AS n FROM information_schema.tables"
+            " WHERE table_schema = DATABASE() AND table_name = 'schema_migrations'"
+        )
+        done: set[int] = set()
+        if cur.fetchone()["n"]:
+            cur.execute("SELECT version FROM schema_migrations")
+            done = {row["version"] for row in cur.fetchall()}
+    return [m.version for m in migrations if m.version not in done]
+
+
+def _connect(args: argparse.Namespace) -> Any:
+    if args.socket:
+        import pymysql
+
+        # The OS user's own account (unix_socket authentication).
+        return pymysql.connect(
+            unix_socket=args.socket,
+            database=args.database,
+            charset="utf8mb4",
+            cursorclass=pymysql.cursors.DictCursor,
+        )
+    return connect(DbSettings.from_dict(json.loads(args.config.read_text())["database"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, required=True, help="the service's JSON settings")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", type=Path, help="a service's JSON settings")
+    where.add_argument("--socket", help="the server's local socket (as the OS user)")
+    parser.add_argument("--database", default="panda", help="with --socket")
+    parser.add_argument("--check", action="store_true", help="only list what is missing")
     args = parser.parse_args(argv)
-    settings = DbSettings.from_dict(json.loads(args.config.read_text())["database"])
-    conn = connect(settings)
+    conn = _connect(args)
     try:
+        if args.check:
+            missing = pending(conn)
+            print(json.dumps({"pending": missing}))
+            if missing:
+                names = ", ".join(f"{v:04d}" for v in missing)
+                print(
+                    f"migrate: the database lacks migration(s) {names}: apply them on the"
+                    " primary first (site.yml's database play, --tags database)",
+                    file=sys.stderr,
+                )
+                return 3
+            return 0
         applied = migrate(conn)
     except MigrationError as exc:
         print(f"migrate: {exc}", file=sys.stderr)

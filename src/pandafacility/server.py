@@ -46,7 +46,7 @@ class ServerConfig:
     database: DbSettings
     instance: str = field(default_factory=socket.gethostname)
     production_dns: frozenset[str] = frozenset()
-    trusted_proxies: frozenset[str] = frozenset()
+    trusted_proxy_dns: frozenset[str] = frozenset()  # the load balancers' certificates
     queues: dict[str, dict[str, Any]] = field(default_factory=dict)
     max_body: int = MAX_BODY
     max_jobs_per_request: int = 1000
@@ -58,7 +58,7 @@ class ServerConfig:
             database=DbSettings.from_dict(data["database"]),
             instance=data.get("instance") or socket.gethostname(),
             production_dns=canonical_dns(data.get("production_dns", [])),
-            trusted_proxies=frozenset(data.get("trusted_proxies", [])),
+            trusted_proxy_dns=frozenset(data.get("trusted_proxy_dns", [])),
             queues=dict(data.get("queues", {})),
             max_body=int(data.get("max_body", MAX_BODY)),
             max_jobs_per_request=int(data.get("max_jobs_per_request", 1000)),
@@ -150,7 +150,7 @@ class Server:
             return respond_json(
                 start_response, envelope(None, f"no {request.method} {path}", False), status
             )
-        identity = identify(environ, self.config.trusted_proxies, self.config.production_dns)
+        identity = identify(environ, self.config.trusted_proxy_dns, self.config.production_dns)
         try:
             answer = handler(request, identity)
         except HttpError as exc:

@@ -40,6 +40,12 @@ def test_migrations_apply_once_and_refuse_an_edited_one(conn):
         migrate.migrate(conn, edited)
 
 
+def test_pending_lists_what_a_server_would_miss(conn):
+    assert migrate.pending(conn) == []
+    later = migrate.Migration(9999, "later", "SELECT 1;\n")
+    assert migrate.pending(conn, [*migrate.available(), later]) == [9999]
+
+
 def test_statements_split_at_line_ends():
     m = migrate.Migration(1, "x", "-- c;\nCREATE TABLE a (b TEXT DEFAULT ';');\nSELECT 1;\n")
     assert m.statements() == ["CREATE TABLE a (b TEXT DEFAULT ';')", "SELECT 1"]

@@ -19,7 +19,9 @@ from pandafacility.server import Server, ServerConfig
 
 PILOT = "/DC=ch/DC=cern/OU=Robots/CN=atlas pilot"
 USER = "/DC=ch/DC=cern/OU=Users/CN=someone"
-LB = "172.28.10.11"
+LB = "/CN=lb1.lab.panda.test"
+FACILITY_CA = "/CN=PanDA facility CA"
+GRID_CA = "/DC=ch/DC=cern/CN=CERN Grid Certification Authority"
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,7 @@ def server(testdb_settings):
         database=settings,
         instance="srv-test",
         production_dns=canonical_dns([PILOT]),
-        trusted_proxies=frozenset([LB]),
+        trusted_proxy_dns=frozenset([LB]),
         queues={"SITE_A": {"corecount": 8}},
         max_body=4096,
     )
@@ -49,17 +51,22 @@ def call(server, method, path, body=b"", dn=None, via_lb=None, headers=None, cty
         PATH_INFO=path,
         CONTENT_LENGTH=str(len(body)),
         REMOTE_ADDR="172.28.10.99",
+        SSL_SERVER_I_DN=FACILITY_CA,
     )
     environ["wsgi.input"] = io.BytesIO(body)
     if ctype:
         environ["CONTENT_TYPE"] = ctype
     if dn:
-        environ.update(SSL_CLIENT_VERIFY="SUCCESS", SSL_CLIENT_S_DN=dn)
+        environ.update(SSL_CLIENT_VERIFY="SUCCESS", SSL_CLIENT_S_DN=dn, SSL_CLIENT_I_DN=GRID_CA)
     if via_lb is not None:
-        addr, header_dn = via_lb
-        environ.update(
-            REMOTE_ADDR=addr, HTTP_X_SSL_CLIENT_S_DN=header_dn, HTTP_X_SSL_CLIENT_VERIFY="SUCCESS"
-        )
+        # The connection's own certificate (subject, issuer; None: no certificate), and the
+        # header the client wrote or the load balancer set.
+        (conn_dn, conn_issuer), header_dn = via_lb
+        if conn_dn:
+            environ.update(
+                SSL_CLIENT_VERIFY="SUCCESS", SSL_CLIENT_S_DN=conn_dn, SSL_CLIENT_I_DN=conn_issuer
+            )
+        environ.update(HTTP_X_SSL_CLIENT_S_DN=header_dn, HTTP_X_SSL_CLIENT_VERIFY="SUCCESS")
     environ.update(headers or {})
     seen = {}
 
@@ -154,8 +161,12 @@ def test_json_pilot_acquires_several_and_sees_a_kill(server, conn):
     "kw,allowed",
     [
         ({"dn": PILOT}, True),
-        ({"via_lb": (LB, PILOT)}, True),
-        ({"via_lb": ("172.28.10.99", PILOT)}, False),  # the header from anyone else
+        ({"via_lb": ((LB, FACILITY_CA), PILOT)}, True),  # the load balancer's certificate
+        ({"via_lb": ((None, None), PILOT)}, False),  # the header alone, from any address
+        ({"via_lb": ((USER, GRID_CA), PILOT)}, False),  # a user's certificate and the header
+        ({"via_lb": ((LB, GRID_CA), PILOT)}, False),  # the LB's name from another CA
+        ({"via_lb": (("/CN=srv1.lab.panda.test", FACILITY_CA), PILOT)}, False),  # other host
+        ({"via_lb": ((LB, FACILITY_CA), "")}, False),  # the LB is nobody by itself
         ({"dn": USER}, False),  # authenticated, not production
         ({}, False),
         ({"dn": PILOT + "/CN=123456789"}, True),  # a proxy of the production DN

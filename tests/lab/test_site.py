@@ -9,12 +9,14 @@ lab containers, so it is not part of the quick controller-side suite.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import pytest
 
 import testpki
 from labhosts import (
+    ADDRESSES,
     CA_CERT,
     CA_KEY,
     INVENTORY,
@@ -60,13 +62,18 @@ def test_second_run_changes_nothing(first_run, tmp_path):
 def test_limited_run_agrees_with_the_full_one(first_run):
     """Under --limit, roles learn the addresses of hosts outside the run by delegated
     fact gathering; they must come to the same configuration. This run takes Ansible's
-    plain linear strategy (the others Mitogen's), so that both paths stay tested."""
+    plain linear strategy (the others Mitogen's), so that both paths stay tested. The
+    one change: a wildcard account of an earlier release, planted here, is dropped."""
+    stale = "CREATE USER IF NOT EXISTS 'panda_ro'@'%' IDENTIFIED BY 'stale-wildcard'"
+    assert exec_in("db1", "mariadb", "-e", stale).returncode == 0
     limited = run_site(
-        INVENTORY, "--limit", "loadbalancers:panda_servers", log=LOGS / "limited.log",
-        mitogen=False,
+        INVENTORY, "--limit", "loadbalancers:panda_servers:db_primary",
+        log=LOGS / "limited.log", mitogen=False,
     )  # fmt: skip
     assert limited.returncode == 0, limited.failures()
-    assert limited.changed_hosts() == {}
+    assert limited.changed_hosts() == {"db1": 1}
+    left = exec_in("db1", "mariadb", "-N", "-e", "SELECT COUNT(*) FROM mysql.user WHERE Host='%'")
+    assert left.stdout.strip() == "0", left.stdout + left.stderr
 
 
 def test_check_diff_on_converged_lab_changes_nothing(first_run):
@@ -126,6 +133,57 @@ def test_lab_database_replicates_and_guards(converged):
         assert guard.stdout.strip() == "active", host
     timer = exec_in("db2", "systemctl", "is-active", "panda-db-backup.timer")
     assert timer.stdout.strip() == "active"
+
+
+def test_lab_database_accounts_are_per_host_and_least_privilege(converged):
+    """Each network account exists for its client hosts' addresses only; the servers'
+    account reads and writes rows but cannot change tables, and its password alone gets
+    nobody in from another host."""
+    rows = exec_in(
+        "db1", "mariadb", "-N", "-B", "-e",
+        "SELECT User, Host FROM mysql.user WHERE User LIKE 'panda%' ORDER BY User, Host",
+    )  # fmt: skip
+    got = {tuple(line.split("\t")) for line in rows.stdout.splitlines()}
+    assert got == {
+        ("panda", "localhost"),  # the guard, unix_socket
+        ("panda_backup", "localhost"),
+        ("panda_mon", "localhost"),
+        ("panda_ro", ADDRESSES["srv1"]),
+        ("panda_ro", ADDRESSES["srv2"]),
+        ("panda_rw", ADDRESSES["srv1"]),
+        ("panda_rw", ADDRESSES["srv2"]),
+        ("panda_repl", ADDRESSES["db1"]),
+        ("panda_repl", ADDRESSES["db2"]),
+    }, rows.stdout
+    app = (
+        "import json, sys; from pandafacility.db import DbSettings, connect; "
+        "s = json.load(open('/etc/panda-facility/server.json'))['database']; "
+        "c = connect(DbSettings.from_dict(s)); cur = c.cursor(); "
+        "cur.execute(sys.argv[1]); print(cur.fetchall())"
+    )
+
+    def as_app(statement: str) -> subprocess.CompletedProcess[str]:
+        return exec_in(
+            "srv1", "env", "PYTHONPATH=/opt/panda-facility/lib", "python3", "-c", app, statement
+        )
+
+    assert as_app("SELECT COUNT(*) AS n FROM jobs").returncode == 0
+    # Statements that would change nothing if they were allowed.
+    for statement in (
+        "CREATE TABLE lab_ddl (i INT)",
+        "DROP TABLE IF EXISTS lab_ddl",
+        "DELETE FROM jobs WHERE 1 = 0",
+    ):
+        denied = as_app(statement)
+        assert denied.returncode != 0 and "command denied" in denied.stderr, denied.stderr
+    password = (ROOT / ".lab" / "secrets" / "mariadb_app").read_text().split()[0]
+    elsewhere = exec_in(
+        "db2", "mariadb", "--ssl", "--ssl-ca=/etc/panda-facility/tls/ca.crt",
+        "-h", ADDRESSES["db1"], "-u", "panda_rw", f"-p{password}", "panda", "-e", "SELECT 1",
+    )  # fmt: skip
+    assert elsewhere.returncode != 0, elsewhere.stdout
+    refused = elsewhere.stderr
+    assert "Access denied" in refused or "not allowed" in refused, refused
 
 
 def test_lab_vips_are_held_by_lb1_alone(converged):

@@ -117,6 +117,37 @@ def test_unaddressed_lists_each_unknown_host_once():
     assert facility.unaddressed(["given", "unknown", "facts", "unknown"], HOSTVARS) == ["unknown"]
 
 
+DB_USERS = [
+    {"name": "rw", "hosts": ["given", "facts", "given"], "priv": "p.*:SELECT", "tls": {"SSL": ""}},
+    {"name": "ro", "hosts": []},  # nobody reads: no account at all
+    {"name": "mon", "host": "localhost", "password": "x"},
+]
+
+
+def test_db_accounts_one_per_address_of_each_users_hosts():
+    assert facility.db_accounts(DB_USERS, HOSTVARS) == [
+        {"name": "rw", "priv": "p.*:SELECT", "tls": {"SSL": ""}, "host": "10.0.0.5"},
+        {"name": "rw", "priv": "p.*:SELECT", "tls": {"SSL": ""}, "host": "10.0.0.6"},
+        {"name": "mon", "password": "x", "host": "localhost"},
+    ]
+
+
+def test_db_stale_accounts_are_the_managed_users_others():
+    existing = [
+        {"User": "rw", "Host": "%"},  # an earlier release's wildcard
+        {"User": "rw", "Host": "10.0.0.5"},
+        {"User": "rw", "Host": "10.0.0.9"},  # a host that left the inventory
+        {"User": "ro", "Host": "10.0.0.5"},  # a user whose hosts are now none
+        {"User": "mon", "Host": "localhost"},
+        {"User": "root", "Host": "localhost"},  # not ours
+    ]
+    assert facility.db_stale_accounts(existing, DB_USERS, HOSTVARS) == [
+        {"name": "rw", "host": "%"},
+        {"name": "rw", "host": "10.0.0.9"},
+        {"name": "ro", "host": "10.0.0.5"},
+    ]
+
+
 def test_ipv4_network():
     assert facility.ipv4_network("172.28.10.11", "255.255.255.0") == "172.28.10.0/24"
     assert facility.ipv4_network("127.0.0.1", "255.0.0.0") == "127.0.0.0/8"

@@ -1,7 +1,8 @@
 """A stand-in for a PanDA server behind the load balancer (until the real one exists).
 
 /server/panda/isAlive answers like the server; /work answers 503 while the busy flag
-file exists (an overloaded backend); /whoami shows what the load balancer told it.
+file exists (an overloaded backend); /whoami shows what the load balancer told it and
+mod_ssl's view of the connection (its client certificate, the server's issuer).
 """
 
 import json
@@ -10,6 +11,14 @@ import socket
 
 BUSY_FLAG = "/var/lib/testapp/busy"
 HOST = socket.gethostname()
+IDENTITY_KEYS = {
+    "SSL_CLIENT_VERIFY",
+    "SSL_CLIENT_S_DN",
+    "SSL_CLIENT_I_DN",
+    "SSL_SERVER_I_DN",
+    "HTTP_X_SSL_CLIENT_S_DN",
+    "HTTP_X_SSL_CLIENT_VERIFY",
+}
 
 
 def application(environ, start_response):
@@ -27,6 +36,7 @@ def application(environ, start_response):
                 "remote_addr": environ.get("REMOTE_ADDR"),
                 "dn": environ.get("HTTP_X_SSL_CLIENT_S_DN"),
                 "verify": environ.get("HTTP_X_SSL_CLIENT_VERIFY"),
+                "environ": {k: v for k, v in environ.items() if k in IDENTITY_KEYS},
             }
         )
     data = body.encode()

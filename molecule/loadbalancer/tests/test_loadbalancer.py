@@ -11,7 +11,9 @@ from pathlib import Path
 from conftest import only_on, other_host, run_ok
 
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "tests", "lib"))
+sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "src"))
 import loadgen
+from pandafacility.identity import client_dn
 
 LBS = {"mol-lb1": "172.28.40.11", "mol-lb2": "172.28.40.12"}
 BACKENDS = {"mol-be1": "172.28.40.21", "mol-be2": "172.28.40.22", "mol-be3": "172.28.40.23"}
@@ -95,27 +97,44 @@ def test_tls_verified_through_the_vip_and_directly(host):
         assert via_vip_name["failed"] == 0, (name, via_vip_name)
 
 
-def whoami(host, *curl: str) -> dict:
+def whoami(host, *curl: str, port: int = PORT, name: str = VIP_NAME) -> dict:
     out = run_ok(
         host,
-        f"curl -fsS --cacert {TLS}/ca.crt --resolve {VIP_NAME}:{PORT}:{VIP} "
+        f"curl -fsS --cacert {TLS}/ca.crt --resolve {name}:{port}:{VIP} "
         + " ".join(curl)
-        + f" https://{VIP_NAME}:{PORT}/whoami",
+        + f" https://{name}:{port}/whoami",
     )
     return json.loads(out)
 
 
 def test_client_dn_reaches_backends_only_from_the_load_balancer(host):
+    """What the backend's mod_ssl sees, fed to the server's own identity rule: through
+    the HTTP service the load balancer authenticates with its certificate and its header
+    names the client; through the passthrough service (same VIP, same backends) a header
+    the client wrote names nobody."""
     only_on(host, "mol-be1")
     subject = run_ok(host, f"openssl x509 -noout -subject -nameopt compat -in {TLS}/host.crt")
     dn = subject.split("=", 1)[1].strip()
-    with_cert = whoami(host, f"--cert {TLS}/host.crt --key {TLS}/host.key")
+    lbs = frozenset(f"/CN={name}.mol.panda.test" for name in LBS)
+    cert = f"--cert {TLS}/host.crt --key {TLS}/host.key"
+    forged = "-H 'X-SSL-Client-S-DN: /CN=someone else' -H 'X-SSL-Client-Verify: SUCCESS'"
+
+    with_cert = whoami(host, cert)
     assert with_cert["dn"] == dn and with_cert["verify"] == "SUCCESS", with_cert
     assert with_cert["remote_addr"] in LBS.values()
-    spoofed = whoami(
-        host, "-H 'X-SSL-Client-S-DN: /CN=someone else'", "-H 'X-SSL-Client-Verify: SUCCESS'"
-    )
+    assert with_cert["environ"]["SSL_CLIENT_S_DN"] in lbs, with_cert
+    assert client_dn(with_cert["environ"], lbs) == dn
+
+    spoofed = whoami(host, forged)
     assert spoofed["dn"] is None and spoofed["verify"] is None, spoofed
+    assert client_dn(spoofed["environ"], lbs) is None
+
+    direct = {"port": DIRECT_PORT, "name": "pandaserver-direct.mol.panda.test"}
+    passed = whoami(host, forged, **direct)
+    assert passed["dn"] == "/CN=someone else" and passed["remote_addr"] in LBS.values()
+    assert client_dn(passed["environ"], lbs) is None, passed
+    passed_with_cert = whoami(host, cert, forged, **direct)
+    assert client_dn(passed_with_cert["environ"], lbs) == dn, passed_with_cert
 
 
 def test_stats_page_wants_the_password(host):

@@ -48,6 +48,8 @@ def test_write_on_primary_is_read_on_both_replicas(host):
     only_on(host, PRIMARY)
     token = f"verify-{time.time_ns()}"
     sql(host, "CREATE TABLE IF NOT EXISTS panda.verify_rep (t VARCHAR(64) PRIMARY KEY)")
+    # For the next test's writes as the application (which may not create tables).
+    sql(host, "CREATE TABLE IF NOT EXISTS panda.verify_ro (i INT)")
     sql(host, f"INSERT INTO panda.verify_rep VALUES ('{token}')")
     for name in REPLICAS:
         replica = other_host(name)
@@ -57,11 +59,21 @@ def test_write_on_primary_is_read_on_both_replicas(host):
 
 def test_replicas_refuse_writes_and_primary_takes_them(host):
     name = host.backend.get_hostname()
-    cmd = app_sql(host, "CREATE TABLE IF NOT EXISTS verify_ro (i INT)")
+    cmd = app_sql(host, "INSERT INTO verify_ro VALUES (1)")
     if name == PRIMARY:
         assert cmd.rc == 0, cmd.stderr
     else:
         assert cmd.rc != 0 and "read-only" in cmd.stderr, cmd.stdout + cmd.stderr
+
+
+def test_schema_applied_on_the_primary_and_the_app_cannot_change_it(host):
+    only_on(host, PRIMARY)
+    assert sql(host, "SELECT COUNT(*) FROM panda.schema_migrations") != "0"
+    for statement in ("CREATE TABLE verify_ddl (i INT)", "DELETE FROM jobs WHERE 1 = 0"):
+        cmd = app_sql(host, statement)
+        assert cmd.rc != 0 and "command denied" in cmd.stderr, cmd.stdout + cmd.stderr
+    hosts = sql(host, "SELECT Host FROM mysql.user WHERE User = 'panda_rw' ORDER BY Host")
+    assert hosts.split() == sorted(ADDRESS.values())
 
 
 def test_replication_runs_with_gtid_over_tls_and_no_lag(host):
