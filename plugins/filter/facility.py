@@ -146,6 +146,28 @@ def db_stale_accounts(
     ]
 
 
+def _gtid_seqs(position: str) -> dict[int, int]:
+    """A GTID position (``domain-server-seq,...``) as the highest seq of each domain."""
+    seqs: dict[int, int] = {}
+    for part in (position or "").replace("\n", "").split(","):
+        if part.strip():
+            domain, _, seq = part.strip().split("-")
+            seqs[int(domain)] = max(seqs.get(int(domain), 0), int(seq))
+    return seqs
+
+
+def gtid_ahead(positions: Mapping[str, str], host: str) -> list[str]:
+    """The hosts whose GTID position holds a transaction that ``host``'s does not:
+    in some replication domain a higher sequence number."""
+    mine = _gtid_seqs(positions.get(host, ""))
+    return [
+        other
+        for other, position in positions.items()
+        if other != host
+        and any(seq > mine.get(domain, 0) for domain, seq in _gtid_seqs(position).items())
+    ]
+
+
 def ipv4_network(address: str, netmask: str) -> str:
     """The CIDR network an interface address belongs to, e.g. 10.1.2.0/24."""
     return str(ipaddress.ip_network(f"{address}/{netmask}", strict=False))
@@ -351,6 +373,7 @@ class FilterModule:
             "unaddressed": unaddressed,
             "db_accounts": db_accounts,
             "db_stale_accounts": db_stale_accounts,
+            "gtid_ahead": gtid_ahead,
             "ipv4_network": ipv4_network,
             "lb_services": lb_services,
             "vrrp_priorities": vrrp_priorities,

@@ -16,6 +16,10 @@ class DbSettings:
     password: str = ""
     ssl_ca: str = ""  # verify the server's certificate and name against this CA
     connect_timeout: float = 5.0
+    # Seconds any one read or write on the connection may take (None: no bound). A
+    # paused or unreachable server then fails a request within seconds, not minutes.
+    read_timeout: float | None = None
+    write_timeout: float | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DbSettings:
@@ -40,7 +44,41 @@ def connect(settings: DbSettings, autocommit: bool = False) -> Any:
         database=settings.name,
         ssl=ssl,
         connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        write_timeout=settings.write_timeout,
         autocommit=autocommit,
         charset="utf8mb4",
         cursorclass=pymysql.cursors.DictCursor,
     )
+
+
+# Server error numbers of a database that is away, busy or no longer the primary.
+TRANSIENT_ERRORS = frozenset(
+    {
+        1040,  # too many connections
+        1053,  # server shutdown in progress
+        1152, 1153, 1158, 1159, 1160, 1161,  # network read/write errors, packets too large
+        1184,  # aborted new connection
+        1205,  # lock wait timeout
+        1213,  # deadlock
+        1290,  # read-only (a replica, or a primary being fenced)
+        1317,  # query interrupted (the slow-query guard)
+        1927,  # connection killed
+        1969,  # statement timeout
+        2002, 2003, 2005, 2006, 2013, 2055,  # client: cannot connect, gone away, lost
+    }
+)  # fmt: skip
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` is a fault of the database or of the way to it (refused, lost or
+    timed-out connection, server shutting down, read-only after a promotion, lock
+    timeout, deadlock), which a client may retry later, rather than a fault of the
+    request or of the code (a bad statement, a broken constraint, a refused login)."""
+    import pymysql
+
+    if isinstance(exc, pymysql.err.InterfaceError):
+        return True  # the connection is closed
+    if isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InternalError)):
+        return bool(exc.args) and exc.args[0] in TRANSIENT_ERRORS
+    return False

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import socket
 import threading
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pandafacility import jobs, jobspec
-from pandafacility.db import DbSettings, connect
+from pandafacility.db import DbSettings, connect, unavailable
 from pandafacility.identity import Identity, canonical_dns, identify
 from pandafacility.web import (
     MAX_BODY,
@@ -36,6 +37,7 @@ from pandafacility.web import (
     text,
 )
 
+_log = logging.getLogger(__name__)
 _QUEUE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 LEGACY_NO_JOB = 20  # upstream StatusCode: no jobs
 LEGACY_INVALID = 50
@@ -50,6 +52,7 @@ class ServerConfig:
     queues: dict[str, dict[str, Any]] = field(default_factory=dict)
     max_body: int = MAX_BODY
     max_jobs_per_request: int = 1000
+    retry_after: int = 5  # seconds a client is told to wait when the database is away
 
     @classmethod
     def load(cls, path: Path) -> ServerConfig:
@@ -62,11 +65,15 @@ class ServerConfig:
             queues=dict(data.get("queues", {})),
             max_body=int(data.get("max_body", MAX_BODY)),
             max_jobs_per_request=int(data.get("max_jobs_per_request", 1000)),
+            retry_after=int(data.get("retry_after", 5)),
         )
 
 
 class Connections:
-    """One database connection per mod_wsgi thread, reopened after an error."""
+    """One database connection per mod_wsgi thread, reopened after an error. Each
+    request's connection is checked first (one round trip): one that the database
+    dropped (a restart, a promotion, an idle timeout) is replaced before the request
+    has done anything, so such faults cost no request."""
 
     def __init__(self, settings: DbSettings) -> None:
         self._settings = settings
@@ -74,6 +81,12 @@ class Connections:
 
     def get(self) -> Any:
         conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            try:
+                conn.ping(reconnect=False)
+            except Exception:  # any failure: the connection is gone
+                self.discard()
+                conn = None
         if conn is None:
             conn = self._local.conn = connect(self._settings)
         return conn
@@ -163,9 +176,20 @@ class Server:
             if path.startswith("/server/panda/"):
                 body = {"StatusCode": LEGACY_INVALID, "errorDialog": str(exc)}
             return respond_json(start_response, body, 400, served_by)
-        except Exception:
+        except Exception as exc:
             self.db.discard()  # a broken connection must not serve the next request
-            raise
+            if not unavailable(exc):
+                raise
+            # The database is away (restarting, paused, promoted, unreachable): the
+            # client retries, the pilots after their backoff, and the load balancer
+            # on another server where the method allows.
+            _log.warning("%s %s: database unavailable: %s", request.method, path, exc)
+            message = "the database is unavailable; retry later"
+            body = envelope(None, message, False)
+            if path.startswith("/server/panda/"):
+                body = {"StatusCode": LEGACY_INVALID, "errorDialog": message}
+            retry = [("Retry-After", str(self.config.retry_after))]
+            return respond_json(start_response, body, 503, [*served_by, *retry])
         return respond_json(start_response, answer, headers=served_by)
 
     # -- helpers ----------------------------------------------------------------------

@@ -148,6 +148,18 @@ def test_db_stale_accounts_are_the_managed_users_others():
     ]
 
 
+def test_gtid_ahead_names_the_replicas_that_received_more():
+    positions = {
+        "db2": "0-1-120",
+        "db3": "0-1-125",
+        "db4": "0-1-120,1-4-7",  # another domain the others lack
+        "db5": "",  # never replicated
+    }
+    assert facility.gtid_ahead(positions, "db2") == ["db3", "db4"]
+    assert facility.gtid_ahead(positions, "db3") == ["db4"]
+    assert facility.gtid_ahead({"a": "0-1-5", "b": "0-2-5"}, "a") == []
+
+
 def test_ipv4_network():
     assert facility.ipv4_network("172.28.10.11", "255.255.255.0") == "172.28.10.0/24"
     assert facility.ipv4_network("127.0.0.1", "255.0.0.0") == "127.0.0.0/8"

@@ -89,6 +89,17 @@ def test_replication_runs_with_gtid_over_tls_and_no_lag(host):
     assert sql(host, "SELECT @@read_only") == "1"
 
 
+def test_semisync_the_primary_waits_for_a_replica(host):
+    rows = sql(host, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%'").splitlines()
+    status = dict(row.split("\t") for row in rows)
+    if host.backend.get_hostname() == PRIMARY:
+        assert status["Rpl_semi_sync_master_status"] == "ON", status
+        assert status["Rpl_semi_sync_master_clients"] == "2", status
+    else:
+        assert status["Rpl_semi_sync_slave_status"] == "ON", status
+        assert status["Rpl_semi_sync_master_status"] == "OFF", status
+
+
 def test_plain_tcp_is_refused(host):
     cmd = app_sql(host, "SELECT 1", tls=False)
     assert cmd.rc != 0 and "insecure transport" in cmd.stderr, cmd.stdout + cmd.stderr
