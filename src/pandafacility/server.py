@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pandafacility import jobs, jobspec
+from pandafacility import dbhealth, jobs, jobspec
 from pandafacility.db import DbSettings, connect, unavailable
 from pandafacility.identity import Identity, canonical_dns, identify
 from pandafacility.web import (
@@ -53,6 +53,9 @@ class ServerConfig:
     max_body: int = MAX_BODY
     max_jobs_per_request: int = 1000
     retry_after: int = 5  # seconds a client is told to wait when the database is away
+    # Every database host's address: the health check's witnesses (see dbhealth).
+    database_witnesses: tuple[str, ...] = ()
+    health_timeout: float = 0.3  # each step of the health check (within HAProxy's 1 s)
 
     @classmethod
     def load(cls, path: Path) -> ServerConfig:
@@ -66,6 +69,8 @@ class ServerConfig:
             max_body=int(data.get("max_body", MAX_BODY)),
             max_jobs_per_request=int(data.get("max_jobs_per_request", 1000)),
             retry_after=int(data.get("retry_after", 5)),
+            database_witnesses=tuple(data.get("database_witnesses", [])),
+            health_timeout=float(data.get("health_timeout", 0.3)),
         )
 
 
@@ -154,6 +159,8 @@ class Server:
             return respond(start_response, 200, b"alive=yes", "text/plain", served_by)
         if path == "/api/v1/system/is_alive":
             return respond_json(start_response, envelope(), headers=served_by)
+        if path == "/api/v1/system/health":
+            return self.health(start_response, served_by)
         if path.startswith("/cache/schedconfig/"):
             return self.schedconfig(request, start_response, served_by)
         handler = self.routes.get((request.method, path))
@@ -191,6 +198,15 @@ class Server:
             retry = [("Retry-After", str(self.config.retry_after))]
             return respond_json(start_response, body, 503, [*served_by, *retry])
         return respond_json(start_response, answer, headers=served_by)
+
+    def health(self, start_response: StartResponse, served_by: list) -> list[bytes]:
+        """The load balancer's check: 503 only when this server's own path to the
+        database is broken (dbhealth)."""
+        verdict = dbhealth.check(
+            self.config.database, self.config.database_witnesses, self.config.health_timeout
+        )
+        body = envelope({"database": verdict.database}, verdict.detail, verdict.in_service)
+        return respond_json(start_response, body, 200 if verdict.in_service else 503, served_by)
 
     # -- helpers ----------------------------------------------------------------------
     @staticmethod

@@ -85,17 +85,24 @@ class Soak:
         self._thread.join(timeout=60)
 
 
-def server_connections(name: str = "pandaserver") -> dict[str, tuple[int, int]]:
-    """Per backend server of a service on lb1: (connections opened, requests that
-    reused a pooled connection), from HAProxy's statistics."""
+def backend_stats(name: str = "pandaserver") -> dict[str, dict[str, str]]:
+    """Per backend server of a service on lb1, HAProxy's statistics row by field."""
     password = (ROOT / ".lab" / "secrets" / "haproxy_stats").read_text().split()[0]
     csv = exec_in("lb1", "curl", "-fsS", "-u", f"admin:{password}",
                   "http://172.28.10.11:8404/;csv").stdout.splitlines()  # fmt: skip
     header = csv[0].lstrip("# ").split(",")
-    at = {field: header.index(field) for field in ("pxname", "svname", "connect", "reuse")}
-    rows = [line.split(",") for line in csv[1:]]
+    rows = [dict(zip(header, line.split(","), strict=False)) for line in csv[1:]]
     return {
-        r[at["svname"]]: (int(r[at["connect"]] or 0), int(r[at["reuse"]] or 0))
+        r["svname"]: r
         for r in rows
-        if r[at["pxname"]] == name and r[at["svname"]] not in ("FRONTEND", "BACKEND")
+        if r["pxname"] == name and r["svname"] not in ("FRONTEND", "BACKEND")
+    }
+
+
+def server_connections(name: str = "pandaserver") -> dict[str, tuple[int, int]]:
+    """Per backend server of a service on lb1: (connections opened, requests that
+    reused a pooled connection), from HAProxy's statistics."""
+    return {
+        server: (int(row["connect"] or 0), int(row["reuse"] or 0))
+        for server, row in backend_stats(name).items()
     }

@@ -24,6 +24,7 @@ from labhosts import (
     ROOT,
     USER_DN,
     Soak,
+    backend_stats,
     exec_in,
     server_connections,
 )  # fmt: skip
@@ -246,3 +247,44 @@ def test_lab_panda_services_answer_through_their_vips(converged):
         "https://log1.lab.panda.test:8443/logger/isAlive",
     )
     assert logger.stdout == "alive=yes", logger.stderr
+
+
+def served_by_through_the_vip(count: int) -> set[str]:
+    seen = set()
+    for _ in range(count):
+        head = exec_in(
+            "mon1", "curl", "-sS", "-o", "/dev/null", "-D", "-", "--cacert",
+            "/etc/panda-facility/tls/ca.crt",
+            "https://pandaserver.lab.panda.test:25443/server/panda/isAlive",
+        )  # fmt: skip
+        seen |= {
+            line.split(":", 1)[1].strip()
+            for line in head.stdout.splitlines()
+            if line.lower().startswith("x-served-by:")
+        }
+    return seen
+
+
+def wait_status(server: str, status: str) -> None:
+    deadline = time.monotonic() + 30
+    while backend_stats()[server]["status"] != status:
+        assert time.monotonic() < deadline, backend_stats()[server]
+        time.sleep(1)
+
+
+def test_lab_server_whose_database_path_breaks_leaves_the_pool(converged):
+    """srv1 loses its routes to both database hosts: its health check tells HAProxy,
+    which takes it out while the VIP answers from srv2; with the routes back it
+    returns. (A database away for every server keeps them all in: the package tests
+    show that on the test database.)"""
+    routes = [["unreachable", f"{ADDRESSES[db]}/32"] for db in ("db1", "db2")]
+    try:
+        for route in routes:
+            assert exec_in("srv1", "ip", "route", "add", *route).returncode == 0
+        wait_status("srv1", "DOWN")
+        assert served_by_through_the_vip(6) == {"srv2"}
+    finally:
+        for route in routes:
+            exec_in("srv1", "ip", "route", "del", *route)
+    wait_status("srv1", "UP")
+    assert served_by_through_the_vip(6) == {"srv1", "srv2"}
