@@ -16,6 +16,7 @@ from typing import Any
 STATES = ("defined", "activated", "sent", "starting", "running", "finished", "failed", "cancelled")
 FINAL = frozenset({"finished", "failed", "cancelled"})
 ACTIVE = frozenset({"sent", "starting", "running"})
+UNDISPATCHED = frozenset({"defined", "activated"})  # no pilot holds these
 _ORDER = {state: index for index, state in enumerate(STATES)}
 
 
@@ -40,6 +41,11 @@ def can_move(old: str, new: str) -> bool:
 
 class JobError(ValueError):
     """A request about jobs that cannot be honoured (unknown job, bad state...)."""
+
+
+class NotThisDispatch(JobError):
+    """A pilot's report for an attempt that is not (or no longer) the job's dispatch:
+    the job was never handed out, or the reaper gave it to another pilot."""
 
 
 @dataclass(frozen=True)
@@ -148,20 +154,36 @@ UPDATABLE = (
 )
 
 
-def update(conn: Any, panda_id: int, state: str, values: dict[str, Any] | None = None) -> dict:
+def update(
+    conn: Any,
+    panda_id: int,
+    state: str,
+    values: dict[str, Any] | None = None,
+    attempt: int | None = None,
+) -> dict:
     """Record a pilot's report on a job: a heartbeat, a new state, or the end. Returns
     the job afterwards. A report on a cancelled job changes nothing and returns it as
     it is (the server then tells the pilot to kill the payload); so does the same final
-    state reported again (the first report's values stand). Raises JobError for an
-    unknown job or a move can_move refuses."""
+    state reported again (the first report's values stand). With ``attempt`` (a pilot's
+    report), only the dispatch of that attempt may report: NotThisDispatch when the job
+    is not dispatched or is on another attempt. Raises JobError for an unknown job or a
+    move can_move refuses."""
     values = {k: v for k, v in (values or {}).items() if k in UPDATABLE}
     with conn.cursor() as cur:
-        cur.execute("SELECT job_status FROM jobs WHERE panda_id = %s FOR UPDATE", (panda_id,))
+        cur.execute(
+            "SELECT job_status, attempt_nr FROM jobs WHERE panda_id = %s FOR UPDATE", (panda_id,)
+        )
         row = cur.fetchone()
         if row is None:
             conn.rollback()
             raise JobError(f"unknown job {panda_id}")
         old = row["job_status"]
+        if attempt is not None and (row["attempt_nr"] != attempt or old in UNDISPATCHED):
+            conn.rollback()
+            raise NotThisDispatch(
+                f"job {panda_id} is {old} on attempt {row['attempt_nr']}: the report of"
+                f" attempt {attempt} is not its dispatch's"
+            )
         # A report on a cancelled job, or a pilot's final report sent again because its
         # answer was lost: acknowledged with the job as it is.
         if (old == "cancelled" and state in ACTIVE | FINAL) or (old == state and old in FINAL):
@@ -194,11 +216,47 @@ def update(conn: Any, panda_id: int, state: str, values: dict[str, Any] | None =
     return job
 
 
-def reap(conn: Any, silent_seconds: int) -> dict[str, list[int]]:
+def reap(conn: Any, silent_seconds: int, outage_gap: int = 600) -> dict[str, list[int]]:
     """Jobs whose pilot has not reported for ``silent_seconds``: back to activated for
-    another attempt while attempts remain, else failed. Returns the ids of each."""
+    another attempt while attempts remain, else failed. Returns the ids of each.
+
+    A pilot that went silent is lost; a facility that heard nobody is not. The contacts
+    are the pilots' heartbeats and the factories' reports. When none arrived for
+    ``outage_gap`` seconds, nothing reached any server (the load balancers, the servers
+    or the database were away): nothing is reaped. When they resume after such a gap,
+    every job gets a whole ``silent_seconds`` from then before it counts as lost, so an
+    outage never turns into a mass re-dispatch."""
     outcome: dict[str, list[int]] = {"activated": [], "failed": []}
     with conn.cursor() as cur:
+        cur.execute("INSERT IGNORE INTO reaper_pulse (id) VALUES (1)")
+        cur.execute(
+            "SELECT heard_at, outage_end, UTC_TIMESTAMP(6) AS now FROM reaper_pulse"
+            " WHERE id = 1 FOR UPDATE"
+        )
+        pulse = cur.fetchone()
+        cur.execute(
+            "SELECT GREATEST("
+            " COALESCE((SELECT MAX(heartbeat_time) FROM jobs), CAST('1970-01-01' AS DATETIME(6))),"
+            " COALESCE((SELECT MAX(cycle_at) FROM pilot_stats), CAST('1970-01-01' AS DATETIME(6)))"
+            ") AS heard"
+        )
+        heard, now = cur.fetchone()["heard"], pulse["now"]
+        if (now - heard).total_seconds() > outage_gap:
+            conn.commit()  # the facility hears nobody: an outage, not lost pilots
+            return outcome
+        outage_end = pulse["outage_end"]
+        if (
+            pulse["heard_at"] is not None
+            and (heard - pulse["heard_at"]).total_seconds() > outage_gap
+        ):
+            outage_end = now  # contacts resumed after a silence of the whole facility
+        cur.execute(
+            "UPDATE reaper_pulse SET heard_at = %s, outage_end = %s WHERE id = 1",
+            (heard, outage_end),
+        )
+        if outage_end is not None and (now - outage_end).total_seconds() < silent_seconds:
+            conn.commit()  # every job gets a whole silent period after the outage
+            return outcome
         cur.execute(
             "SELECT panda_id, attempt_nr, max_attempt FROM jobs"
             " WHERE job_status IN ('sent', 'starting', 'running')"

@@ -8,6 +8,7 @@ clients; the code is ours.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from typing import Any
@@ -232,7 +233,8 @@ def parse_job(values: Any, known_queues: frozenset[str] = frozenset()) -> NewJob
         computing_site=site,
         transformation=_str(attrs, "transformation", "", 255),
         job_parameters=_str(attrs, "jobParameters", "", 65536),
-        prod_source_label=_str(attrs, "prodSourceLabel", "managed", 32),
+        # Left out: the submitter's kind decides (for_submitter).
+        prod_source_label=_str(attrs, "prodSourceLabel", "", 32),
         current_priority=priority if priority is not None else 1000,
         job_definition_id=_int(attrs, "jobDefinitionID", 0) or 0,
         vo=_str(attrs, "VO", "atlas", 32),
@@ -305,3 +307,24 @@ def describe(row: dict[str, Any]) -> dict[str, Any]:
             described[name] = {"__datetime__": row[column].isoformat()}
     described.setdefault("Files", [])
     return described
+
+
+# Upstream's production sources: only a production identity submits these.
+PRODUCTION_LABELS = frozenset({"managed", "prod_test"})
+
+
+class NotAllowed(SpecError):
+    """The submitter may not ask for this."""
+
+
+def for_submitter(job: NewJob, production: bool, user_max_priority: int) -> NewJob:
+    """A job as its submitter may have it: a production identity's job is ``managed``
+    unless it says otherwise; anyone else's is ``user``, may not carry a production
+    label, and runs at most at ``user_max_priority`` (a user cannot jump the queue)."""
+    label = job.prod_source_label or ("managed" if production else "user")
+    if production:
+        return dataclasses.replace(job, prod_source_label=label)
+    if label in PRODUCTION_LABELS:
+        raise NotAllowed(f"prodSourceLabel={label} needs a production identity")
+    priority = min(job.current_priority, user_max_priority)
+    return dataclasses.replace(job, prod_source_label=label, current_priority=priority)

@@ -56,6 +56,9 @@ class PilotConfig:
 class Pilot:
     def __init__(self, config: PilotConfig) -> None:
         self.config = config
+        # The attempt each job was dispatched for: every update names it, and the
+        # server refuses (tobekilled) one for an attempt that is no longer the job's.
+        self.attempts: dict[int, int] = {}
         self.context = ssl.create_default_context(
             cafile=config.ca or None, capath=os.environ.get("X509_CERT_DIR") or None
         )
@@ -110,6 +113,8 @@ class Pilot:
     def report(self, panda_id: int, state: str, **extra: Any) -> str:
         """A job's state to the server; the server's command back ("tobekilled")."""
         body = {"job_id": panda_id, "job_status": state, "node": self.config.node, **extra}
+        if panda_id in self.attempts:
+            body["attempt_nr"] = self.attempts[panda_id]
         answer = self.update(body)
         if not answer.get("success"):
             raise RuntimeError(f"update of job {panda_id} to {state}: {answer.get('message')}")
@@ -155,6 +160,7 @@ class Pilot:
     # -- running a job -----------------------------------------------------------------
     def run_job(self, job: dict[str, Any], limit: float) -> str:
         panda_id = int(job["PandaID"])
+        self.attempts[panda_id] = int(job.get("attemptNr") or 1)
         self.report(panda_id, "starting")
         command = [job["transformation"], *shlex.split(job.get("jobPars") or "")]
         self.log(panda_id, "INFO", f"running {shlex.join(command)} for at most {limit:.0f} s")

@@ -56,6 +56,7 @@ class ServerConfig:
     # Every database host's address: the health check's witnesses (see dbhealth).
     database_witnesses: tuple[str, ...] = ()
     health_timeout: float = 0.3  # each step of the health check (within HAProxy's 1 s)
+    user_max_priority: int = 1000  # the highest priority a non-production job gets
 
     @classmethod
     def load(cls, path: Path) -> ServerConfig:
@@ -71,6 +72,7 @@ class ServerConfig:
             retry_after=int(data.get("retry_after", 5)),
             database_witnesses=tuple(data.get("database_witnesses", [])),
             health_timeout=float(data.get("health_timeout", 0.3)),
+            user_max_priority=int(data.get("user_max_priority", 1000)),
         )
 
 
@@ -257,37 +259,55 @@ class Server:
             return envelope(None, "No jobs in PanDA", False)
         return envelope({"StatusCode": 0, "jobs": [pilot_job(row) for row in got]})
 
-    def _update(self, panda_id: int, state: str, values: dict[str, Any]) -> dict[str, Any]:
-        job = jobs.update(self.db.get(), panda_id, state, values)
+    def _update(
+        self, panda_id: int, state: str, values: dict[str, Any], attempt: int
+    ) -> tuple[dict[str, Any], str]:
+        """The legacy answer and a message. A pilot may not put a job back in the queue;
+        the report of an attempt that is not the job's dispatch changes nothing and tells
+        the pilot to stop (as upstream answers for a job it no longer has)."""
+        if state in jobs.UNDISPATCHED:
+            raise HttpError(409, f"a pilot may not report {state}")
+        try:
+            job = jobs.update(self.db.get(), panda_id, state, values, attempt=attempt)
+        except jobs.NotThisDispatch as exc:
+            return {"StatusCode": 0, "command": "tobekilled"}, str(exc)
         command = "tobekilled" if job["job_status"] == "cancelled" else "NULL"
-        return {"StatusCode": 0, "command": command}
+        return {"StatusCode": 0, "command": command}, ""
 
-    def _report(self, fields: dict[str, Any], names: tuple[str, ...]) -> tuple[int, str, dict]:
+    def _report(self, fields: dict[str, Any], names: tuple[str, ...]) -> tuple[int, str, dict, int]:
         """A pilot's report in either protocol; ``names`` are that protocol's field
-        names for: job id, state, node, transformation exit code, pilot error code and
-        pilot error text."""
-        job_id, state, node, trans_exit, error_code, error_diag = names
+        names for: job id, state, attempt, node, transformation exit code, pilot error
+        code and pilot error text."""
+        job_id, state, attempt, node, trans_exit, error_code, error_diag = names
         values = {
             "node": text(fields, node, "", limit=255),
             "trans_exit_code": _optional_int(fields, trans_exit),
             "pilot_error_code": _optional_int(fields, error_code),
             "pilot_error_diag": text(fields, error_diag, "", limit=500) or None,
         }
-        return integer(fields, job_id), text(fields, state, limit=16), _present(values)
+        return (
+            integer(fields, job_id),
+            text(fields, state, limit=16),
+            _present(values),
+            integer(fields, attempt),
+        )
 
     def legacy_update_job(self, request: Request, identity: Identity) -> dict[str, Any]:
         self.need_production(identity)
-        names = ("jobId", "state", "node", "transExitCode", "pilotErrorCode", "pilotErrorDiag")
-        return self._update(*self._report(request.form(), names))
+        names = (
+            "jobId", "state", "attemptNr", "node", "transExitCode", "pilotErrorCode",
+            "pilotErrorDiag",
+        )  # fmt: skip
+        return self._update(*self._report(request.form(), names))[0]
 
     def update_job(self, request: Request, identity: Identity) -> dict[str, Any]:
         self.need_production(identity)
         names = (
-            "job_id", "job_status", "node", "trans_exit_code", "pilot_error_code",
-            "pilot_error_diag",
+            "job_id", "job_status", "attempt_nr", "node", "trans_exit_code",
+            "pilot_error_code", "pilot_error_diag",
         )  # fmt: skip
-        answer = self._update(*self._report(request.json(), names))
-        return {**envelope(answer), "command": answer["command"]}
+        answer, message = self._update(*self._report(request.json(), names))
+        return {**envelope(answer, message), "command": answer["command"]}
 
     # -- users ------------------------------------------------------------------------
     def _statuses(self, ids: list[int]) -> list[str | None]:
@@ -303,9 +323,14 @@ class Server:
         if not identity.authenticated:
             raise HttpError(403, "submitting jobs needs a client certificate")
         try:
-            new = jobspec.parse_submission(
-                jobs_field, self.config.max_jobs_per_request, frozenset(self.config.queues)
-            )
+            new = [
+                jobspec.for_submitter(job, identity.production, self.config.user_max_priority)
+                for job in jobspec.parse_submission(
+                    jobs_field, self.config.max_jobs_per_request, frozenset(self.config.queues)
+                )
+            ]
+        except jobspec.NotAllowed as exc:
+            raise HttpError(403, f"{identity.dn}: {exc}") from exc
         except jobspec.SpecError as exc:
             raise HttpError(400, str(exc)) from exc
         ids = jobs.submit(self.db.get(), new, identity.dn or "")

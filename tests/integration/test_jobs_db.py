@@ -134,6 +134,11 @@ def test_update_refuses_bad_moves_and_unknown_jobs(conn):
         ]
 
 
+def factory_reports(conn) -> None:
+    """A factory's cycle now: the facility hears its clients."""
+    jobs.record_pilot_stats(conn, "submit1", [jobs.PilotStats("SITE_A", 1, 0, 0, 1, "")])
+
+
 def test_reaper_reactivates_then_fails(conn):
     again, last = jobs.submit(
         conn,
@@ -144,9 +149,32 @@ def test_reaper_reactivates_then_fails(conn):
     with conn.cursor() as cur:
         cur.execute("UPDATE jobs SET heartbeat_time = UTC_TIMESTAMP(6) - INTERVAL 1 HOUR")
     conn.commit()
+    factory_reports(conn)
     assert jobs.reap(conn, 600) == {"activated": [again], "failed": [last]}
     (job,) = jobs.acquire(conn, "SITE_A", 5)
     assert job["panda_id"] == again and job["attempt_nr"] == 2
+
+
+def test_reaper_tells_an_outage_from_lost_pilots(conn):
+    """Nothing heard from anyone for longer than the gap: an outage, nothing reaped.
+    Contacts resume: every job gets a whole silent period again."""
+    (job,) = jobs.submit(conn, [new(name="through")], PROD)
+    jobs.acquire(conn, "SITE_A", 1)
+    with conn.cursor() as cur:
+        cur.execute("UPDATE jobs SET heartbeat_time = UTC_TIMESTAMP(6) - INTERVAL 1 HOUR")
+        # The reaper's previous run heard the facility an hour ago.
+        cur.execute("INSERT INTO reaper_pulse VALUES (1, UTC_TIMESTAMP(6) - INTERVAL 1 HOUR, NULL)")
+    conn.commit()
+    assert jobs.reap(conn, 600, outage_gap=600) == {"activated": [], "failed": []}
+    factory_reports(conn)  # the facility hears its clients again
+    assert jobs.reap(conn, 600, outage_gap=600) == {"activated": [], "failed": []}
+    with conn.cursor() as cur:
+        cur.execute("SELECT outage_end IS NOT NULL AS ended FROM reaper_pulse")
+        assert cur.fetchone()["ended"] == 1
+        # A silent period after the outage's end, the job's pilot is lost indeed.
+        cur.execute("UPDATE reaper_pulse SET outage_end = UTC_TIMESTAMP(6) - INTERVAL 11 MINUTE")
+    conn.commit()
+    assert jobs.reap(conn, 600, outage_gap=600) == {"activated": [job], "failed": []}
 
 
 def test_kill_own_jobs_unless_production(conn):
@@ -178,6 +206,7 @@ def test_reaper_command_reads_the_server_settings(conn, testdb_settings, tmp_pat
     with conn.cursor() as cur:
         cur.execute("UPDATE jobs SET heartbeat_time = UTC_TIMESTAMP(6) - INTERVAL 2 HOUR")
     conn.commit()
+    factory_reports(conn)
     config = tmp_path / "server.json"
     config.write_text(json.dumps({"database": testdb_settings}))
     assert reaper.main(["--config", str(config), "--silent", "3600"]) == 0

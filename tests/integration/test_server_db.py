@@ -119,7 +119,10 @@ def test_legacy_pilot_gets_updates_and_finishes_a_job(server, conn):
     assert job["transformation"] == "run.sh"
     for state in ("starting", "running", "running", "finished"):
         status, answer = post_form(
-            server, "/server/panda/updateJob", {"jobId": pid, "state": state}, dn=PILOT
+            server,
+            "/server/panda/updateJob",
+            {"jobId": pid, "state": state, "attemptNr": 1},
+            dn=PILOT,
         )
         assert (status, answer) == (200, {"StatusCode": 0, "command": "NULL"}), state
     status, answer = post_form(server, "/server/panda/getJob", {"siteName": "SITE_A"}, dn=PILOT)
@@ -139,8 +142,9 @@ def test_json_pilot_acquires_several_and_sees_a_kill(server, conn):
         True
     ]
     status, answer = post_json(
-        server, "/api/v1/pilot/update_job", {"job_id": got[0], "job_status": "running"}, dn=PILOT
-    )
+        server, "/api/v1/pilot/update_job",
+        {"job_id": got[0], "job_status": "running", "attempt_nr": 1}, dn=PILOT,
+    )  # fmt: skip
     # Cancelled is final: the heartbeat changes nothing and tells the pilot to kill.
     assert status == 200 and answer["success"] and answer["command"] == "tobekilled"
     conn.commit()
@@ -148,13 +152,48 @@ def test_json_pilot_acquires_several_and_sees_a_kill(server, conn):
         cur.execute("SELECT job_status FROM jobs WHERE panda_id = %s", (got[0],))
         assert cur.fetchone()["job_status"] == "cancelled"
     status, answer = post_json(
-        server, "/api/v1/pilot/update_job", {"job_id": got[1], "job_status": "running"}, dn=PILOT
-    )
+        server, "/api/v1/pilot/update_job",
+        {"job_id": got[1], "job_status": "running", "attempt_nr": 1}, dn=PILOT,
+    )  # fmt: skip
     assert answer["success"] and answer["command"] == "NULL"
     status, answer = post_json(
         server, "/api/v1/pilot/acquire_jobs", {"site_name": "SITE_B"}, dn=PILOT
     )
     assert answer == {"success": False, "message": "No jobs in PanDA", "data": None}
+
+
+def job_row(conn, pid: int) -> tuple[str, int]:
+    conn.commit()  # a fresh snapshot
+    with conn.cursor() as cur:
+        cur.execute("SELECT job_status, attempt_nr FROM jobs WHERE panda_id = %s", (pid,))
+        row = cur.fetchone()
+    return row["job_status"], row["attempt_nr"]
+
+
+def update(server, pid: int, state: str, attempt: int | None) -> tuple[int, dict]:
+    body = {"job_id": pid, "job_status": state}
+    if attempt is not None:
+        body["attempt_nr"] = attempt
+    return post_json(server, "/api/v1/pilot/update_job", body, dn=PILOT)
+
+
+def test_updates_are_bound_to_the_dispatch_of_their_attempt(server, conn):
+    (pid,) = jobs.submit(conn, [jobs.NewJob("bound", "SITE_A")], USER)
+    # Never handed out: a bare report moves nothing, and the sender is told to stop.
+    status, answer = update(server, pid, "finished", 1)
+    assert (status, answer["command"]) == (200, "tobekilled") and "attempt 1" in answer["message"]
+    assert job_row(conn, pid) == ("activated", 1)
+    # No attempt, no report; and no pilot puts a job back in the queue.
+    assert update(server, pid, "running", None)[0] == 400
+    post_json(server, "/api/v1/pilot/acquire_jobs", {"site_name": "SITE_A"}, dn=PILOT)
+    assert update(server, pid, "activated", 1)[0] == 409
+    assert update(server, pid, "running", 1)[1]["command"] == "NULL"
+    assert job_row(conn, pid) == ("running", 1)
+    # The reaper gave it to another pilot (attempt 2): the first pilot learns it lost it.
+    assert jobs.reap(conn, silent_seconds=0)["activated"] == [pid]
+    status, answer = update(server, pid, "finished", 1)
+    assert (status, answer["command"]) == (200, "tobekilled")
+    assert job_row(conn, pid) == ("activated", 2)
 
 
 @pytest.mark.parametrize(
@@ -279,6 +318,34 @@ def test_bad_submissions_store_nothing(server, conn, jobs_value, message):
     status, answer = post_json(server, "/api/v1/job/submit", {"jobs": jobs_value}, dn=USER)
     assert status == 400 and not answer["success"] and message in answer["message"], answer
     assert count_jobs(conn) == before
+
+
+def test_labels_and_priority_follow_the_submitter(server, conn):
+    for label in ("managed", "prod_test"):
+        jobs_text = json.dumps([positional(**GOOD), positional(**GOOD, prodSourceLabel=label)])
+        status, answer = post_json(server, "/api/v1/job/submit", {"jobs": jobs_text}, dn=USER)
+        assert status == 403 and f"prodSourceLabel={label}" in answer["message"], answer
+        assert count_jobs(conn) == 0  # the whole submission is refused
+    jobs_text = json.dumps(
+        [positional(**GOOD, currentPriority=5000), positional(**GOOD, prodSourceLabel="test")]
+    )
+    status, answer = post_json(server, "/api/v1/job/submit", {"jobs": jobs_text}, dn=USER)
+    assert status == 200 and answer["success"], answer
+    status, answer = post_json(server, "/api/v1/job/submit", {"jobs": jobs_text}, dn=PILOT)
+    assert status == 200 and answer["success"], answer
+    conn.commit()  # a fresh snapshot
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT owner_dn, prod_source_label, current_priority FROM jobs ORDER BY panda_id"
+        )
+        got = [tuple(row.values()) for row in cur.fetchall()]
+    conn.rollback()
+    assert got == [
+        (USER, "user", 1000),  # clamped: a user cannot jump the queue
+        (USER, "test", 1000),
+        (PILOT, "managed", 5000),  # production: its label by default, its priority
+        (PILOT, "test", 1000),
+    ]
 
 
 def test_submit_needs_an_identity(server, conn):

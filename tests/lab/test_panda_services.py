@@ -125,7 +125,7 @@ def test_panda_client_submits_and_reads_status(converged, creds, tmp_path):
         "from pandaclient import Client\n"
         "from pandaclient.JobSpec import JobSpec\n"
         f"job = JobSpec(); job.computingSite = '{HAND_QUEUE}'; job.jobName = 'lab-client-job'\n"
-        "job.transformation = '/bin/echo'; job.prodSourceLabel = 'managed'\n"
+        "job.transformation = '/bin/echo'; job.prodSourceLabel = 'user'\n"
         "s, out = Client.submitJobs([job])\n"
         "s2, found = Client.getJobStatus([out[0][0]])\n"
         "print(json.dumps([s, out, s2, found[0].jobStatus, found[0].computingSite]))\n"
@@ -212,7 +212,8 @@ def test_finished_job_and_its_pilot_log_show_in_the_monitor(converged, creds):
     for state in ("running", "finished"):
         status, answer = post(
             "srv1", "/api/v1/pilot/update_job",
-            {"job_id": panda_id, "job_status": state, "node": "wn01"}, creds["pilot"],
+            {"job_id": panda_id, "job_status": state, "attempt_nr": 1, "node": "wn01"},
+            creds["pilot"],
         )  # fmt: skip
         assert status == 200 and answer["success"], answer
     # A pilot logs to the logger in both forms: the JSON POST and panda-common's GET.
