@@ -26,14 +26,14 @@ class Identity:
         return bool(self.dn)
 
 
-def client_dn(environ: dict[str, Any], trusted_proxies: frozenset[str]) -> str | None:
-    """The verified DN, or None. ``trusted_proxies`` holds the load balancers'
+def client_dn(environ: dict[str, Any], proxy_dns: frozenset[str]) -> str | None:
+    """The verified DN, or None. ``proxy_dns`` holds the load balancers'
     certificate DNs. mod_ssl's variables need ``SSLOptions +StdEnvVars`` and
     ``+LegacyDNStringFormat`` (the grid's /DC=.../CN=... form)."""
     if environ.get("SSL_CLIENT_VERIFY") != "SUCCESS" or not environ.get("SSL_CLIENT_S_DN"):
         return None
     dn = str(environ["SSL_CLIENT_S_DN"])
-    if not _is_load_balancer(environ, dn, trusted_proxies):
+    if not _is_load_balancer(environ, dn, proxy_dns):
         return dn
     # A load balancer speaks for its client; it is never a user itself.
     if environ.get(LB_VERIFY_HEADER) == "SUCCESS" and environ.get(LB_DN_HEADER):
@@ -41,15 +41,15 @@ def client_dn(environ: dict[str, Any], trusted_proxies: frozenset[str]) -> str |
     return None
 
 
-def _is_load_balancer(environ: dict[str, Any], dn: str, trusted_proxies: frozenset[str]) -> bool:
+def _is_load_balancer(environ: dict[str, Any], dn: str, proxy_dns: frozenset[str]) -> bool:
     issuer = environ.get("SSL_CLIENT_I_DN")
-    return dn in trusted_proxies and bool(issuer) and issuer == environ.get("SSL_SERVER_I_DN")
+    return dn in proxy_dns and bool(issuer) and issuer == environ.get("SSL_SERVER_I_DN")
 
 
 def identify(
-    environ: dict[str, Any], trusted_proxies: frozenset[str], production_dns: frozenset[str]
+    environ: dict[str, Any], proxy_dns: frozenset[str], production_dns: frozenset[str]
 ) -> Identity:
-    dn = client_dn(environ, trusted_proxies)
+    dn = client_dn(environ, proxy_dns)
     return Identity(dn=dn, production=dn is not None and _canonical(dn) in production_dns)
 
 

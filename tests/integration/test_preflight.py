@@ -157,6 +157,16 @@ def test_replication_user_without_password(tmp_path):
     assert_stopped_early(proc, "mariadb_replication_password")
 
 
+def test_database_client_host_not_in_the_inventory(tmp_path):
+    proc = site(inventory(tmp_path, {"mariadb_app_hosts": ["srv1", "srv9"]}))
+    assert_stopped_early(proc, "srv9", "mariadb_app_hosts")
+
+
+def test_host_pattern_of_earlier_releases_is_named(tmp_path):
+    proc = site(inventory(tmp_path, {"mariadb_client_hosts": "10.0.0.%"}))
+    assert_stopped_early(proc, "mariadb_client_hosts is no longer read", "mariadb_app_hosts")
+
+
 def test_duplicate_server_ids_from_overrides(tmp_path):
     db = {"db2": {"mariadb_server_id": 7}, "db3": {"mariadb_server_id": 7}}
     proc = site(inventory(tmp_path, {}, db=db))
