@@ -64,6 +64,7 @@ def clean_db(testdb_settings) -> Iterator:
 
 USER_DN = "/DC=test/DC=panda/CN=Test User"
 PILOT_DN = "/DC=test/DC=panda/CN=Test Pilot"
+MONITOR_DN = "/DC=test/DC=panda/CN=Test Monitor"
 
 
 @pytest.fixture(scope="session")
@@ -72,13 +73,15 @@ def pki(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("pki")
     ca = testpki.issue("/DC=test/CN=Test CA", ca=True)
     srv = testpki.issue("/DC=test/CN=localhost", ca, sans=("localhost", "127.0.0.1"))
-    paths = {n: d / f"{n}.pem" for n in ("ca", "server", "server_key", "user", "pilot")}
+    names = ("ca", "server", "server_key", "user", "pilot", "monitor")
+    paths = {n: d / f"{n}.pem" for n in names}
     paths["ca"].write_bytes(testpki.pem(ca[0]))
     paths["server"].write_bytes(testpki.pem(srv[0]))
     paths["server_key"].write_bytes(testpki.pem(srv[1]))
     # panda-client and the pilot read cert and key (and here the CA) from one file.
     testpki.user_pem(USER_DN, ca, paths["user"])
     testpki.user_pem(PILOT_DN, ca, paths["pilot"])
+    testpki.user_pem(MONITOR_DN, ca, paths["monitor"])
     return paths
 
 

@@ -28,6 +28,7 @@ description:
   - C(queue_problems) lists what is wrong with the queues' placement on submit hosts.
   - C(factory_queues) gives the queues one submit host's pilot factory serves.
   - C(dn_subject) turns a grid DN (/DC=org/CN=name) into an ordered subject.
+  - C(host_dns) gives the certificate DNs of hosts (/CN=<fqdn>, or /OU=<unit>/CN=<fqdn>).
 """
 
 
@@ -299,6 +300,14 @@ def dn_subject(dn: str) -> list[dict[str, str]]:
     return [dict([p.split("=", 1)]) for p in parts]
 
 
+def host_dns(hosts: Iterable[str], domain: str = "", unit: str = "") -> list[str]:
+    """The DN of each host's certificate as mod_ssl names it: /CN=<fqdn>, the subject
+    of the certificates role's host certificate, or /OU=<unit>/CN=<fqdn> for a service's
+    own client certificate on that host (the monitor's, for the logger)."""
+    prefix = f"/OU={unit}" if unit else ""
+    return [f"{prefix}/CN={host_fqdn(h, domain)}" for h in hosts]
+
+
 def sha256sums(files: Iterable[Mapping]) -> str:
     """What `sha256sum PATH...` prints, run in the installed tree, when the installed files
     equal these files of a community.general.filetree listing (``src`` read here, ``path``
@@ -381,6 +390,7 @@ class FilterModule:
             "queue_problems": queue_problems,
             "factory_queues": factory_queues,
             "dn_subject": dn_subject,
+            "host_dns": host_dns,
             "sha256sums": sha256sums,
             "missing_packages": missing_packages,
             "certificate_current": certificate_current,

@@ -50,10 +50,15 @@ def identify(
     environ: dict[str, Any], proxy_dns: frozenset[str], production_dns: frozenset[str]
 ) -> Identity:
     dn = client_dn(environ, proxy_dns)
-    return Identity(dn=dn, production=dn is not None and _canonical(dn) in production_dns)
+    return Identity(dn=dn, production=member(dn, production_dns))
 
 
-def _canonical(dn: str) -> str:
+def member(dn: str | None, dns: frozenset[str]) -> bool:
+    """Whether ``dn`` (perhaps a proxy's) is its owner's on a list of canonical DNs."""
+    return dn is not None and canonical(dn) in dns
+
+
+def canonical(dn: str) -> str:
     """Proxy certificates append /CN=<number> or /CN=proxy to the owner's DN: the owner
     is who is on the production list."""
     parts = dn.split("/CN=")
@@ -63,4 +68,4 @@ def _canonical(dn: str) -> str:
 
 
 def canonical_dns(dns: list[str]) -> frozenset[str]:
-    return frozenset(_canonical(dn) for dn in dns)
+    return frozenset(canonical(dn) for dn in dns)

@@ -5,6 +5,14 @@ records in SQLite (WAL) on local disk with a bounded retention by age and count.
 Senders (panda-common's HTTP log handler) wait 1 s at most and ignore the answer, so
 a record is stored and answered at once; pruning runs at most once a minute.
 
+Who may do what is by verified client certificate (a proxy counts as its owner):
+records come only from the facility's own identities (the pilots' production DN and
+any listed writer), and each source (certificate DN at a network address) stores at
+most ``source_limit`` records per ``source_window`` seconds, beyond which it is answered
+429. Records are read only by the monitors (which show a job's records to its owner,
+production and operators) and by production and the operators themselves: a payload's
+output is nobody else's to read.
+
     GET  /logger/logger/query?name=...&levelname=...&message=...&PandaID=...
     POST /logger/logger/query   [{"headers": {...}, "body": "<record as JSON>"}, ...]
     GET  /logger/records?panda_id=N[&limit=M]     (the monitor)
@@ -24,6 +32,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from pandafacility import safejson
+from pandafacility.identity import canonical_dns, client_dn, member
 from pandafacility.web import (
     MAX_BODY,
     HttpError,
@@ -49,6 +58,9 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_by_job ON records (panda_id, id);
 CREATE INDEX IF NOT EXISTS records_by_age ON records (received);
+CREATE TABLE IF NOT EXISTS sources (
+    source TEXT PRIMARY KEY, window_start REAL NOT NULL, stored INTEGER NOT NULL
+);
 """
 
 
@@ -59,6 +71,11 @@ class LoggerConfig:
     max_records: int = 5_000_000
     instance: str = field(default_factory=socket.gethostname)
     max_body: int = MAX_BODY
+    # Canonical DNs (identity.canonical_dns): who may store records, who may read them.
+    writer_dns: frozenset[str] = frozenset()
+    reader_dns: frozenset[str] = frozenset()
+    source_limit: int = 600
+    source_window: float = 60.0
 
     @classmethod
     def load(cls, path: Path) -> LoggerConfig:
@@ -68,6 +85,10 @@ class LoggerConfig:
             retention_days=float(data.get("retention_days", 30)),
             max_records=int(data.get("max_records", 5_000_000)),
             instance=data.get("instance") or socket.gethostname(),
+            writer_dns=canonical_dns(data.get("writer_dns", [])),
+            reader_dns=canonical_dns(data.get("reader_dns", [])),
+            source_limit=int(data.get("source_limit", 600)),
+            source_window=float(data.get("source_window", 60)),
         )
 
 
@@ -119,20 +140,45 @@ class Logger:
             self._local.conn = conn
         return conn
 
-    def store(self, records: list[tuple]) -> None:
+    def store(self, records: list[tuple], source: str = "") -> None:
+        """Store a batch, counted against its source's bound (429 when over, nothing
+        stored): one count per source and window, kept in the same transaction, so
+        that every process of the logger sees the same count."""
         db = self.db()
         db.execute("BEGIN IMMEDIATE")
         try:
+            self.count(db, source, len(records))
             db.executemany(
                 "INSERT INTO records (received, created, panda_id, name, levelname, message,"
                 " source, type, user, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 records,
             )
             db.execute("COMMIT")
-        except Exception:
+        except BaseException:
             db.execute("ROLLBACK")
             raise
         self.maybe_prune()
+
+    def count(self, db: sqlite3.Connection, source: str, n: int) -> None:
+        window = self.config.source_window
+        start = time.time() // window * window
+        row = db.execute(
+            "SELECT window_start, stored FROM sources WHERE source = ?", (source,)
+        ).fetchone()
+        stored = row["stored"] if row is not None and row["window_start"] == start else 0
+        if stored + n > self.config.source_limit:
+            wait = str(max(1, int(start + window - time.time()) + 1))
+            raise HttpError(
+                429,
+                f"over {self.config.source_limit} records in {window:g} s from {source}",
+                (("Retry-After", wait),),
+            )
+        db.execute(
+            "INSERT INTO sources (source, window_start, stored) VALUES (?, ?, ?)"
+            " ON CONFLICT (source) DO UPDATE SET window_start = excluded.window_start,"
+            " stored = excluded.stored",
+            (source, start, stored + n),
+        )
 
     def maybe_prune(self, now: float | None = None) -> int:
         """Drop records past the retention age and beyond the count, once a minute."""
@@ -144,6 +190,9 @@ class Logger:
             db = self.db()
             cutoff = now - self.config.retention_days * 86400
             dropped = db.execute("DELETE FROM records WHERE received < ?", (cutoff,)).rowcount
+            db.execute(
+                "DELETE FROM sources WHERE window_start < ?", (now - self.config.source_window,)
+            )
             row = db.execute("SELECT MAX(id) AS top FROM records").fetchone()
             if row["top"] is not None:
                 floor = row["top"] - self.config.max_records
@@ -167,10 +216,17 @@ class Logger:
         try:
             if request.path == "/logger/isAlive":
                 return respond(start_response, 200, b"alive=yes", "text/plain", headers)
+            dn = client_dn(environ, frozenset())
             if request.path == "/logger/logger/query":
-                self.store(self.incoming(request))
+                if not member(dn, self.config.writer_dns):
+                    raise HttpError(403, "records come only from the facility's identities")
+                self.store(self.incoming(request), f"{dn} at {request.remote_addr}")
                 return respond_json(start_response, {"success": True}, headers=headers)
             if request.path == "/logger/records" and request.method == "GET":
+                if not member(dn, self.config.reader_dns):
+                    raise HttpError(
+                        403, "records are read through the monitor, by production or operators"
+                    )
                 query = parse_qs(str(environ.get("QUERY_STRING", "")))
                 panda_id = _number((query.get("panda_id") or [""])[-1], int)
                 limit = _number((query.get("limit") or ["1000"])[-1], int)
@@ -183,7 +239,7 @@ class Logger:
             raise HttpError(404, f"no {request.method} {request.path}")
         except HttpError as exc:
             body = {"success": False, "message": exc.message}
-            return respond_json(start_response, body, exc.status, headers)
+            return respond_json(start_response, body, exc.status, [*headers, *exc.headers])
 
     def incoming(self, request: Request) -> list[tuple]:
         if request.method == "GET":

@@ -5,6 +5,11 @@ it - the papers' label for finding which instance behind the VIP answered.
 Pages: / (jobs by state and queue), /jobs (list), /jobs/<PandaID> (detail and its log
 records from the logger), /servers (each server's isAlive), /pilots (what the pilot
 factories report per queue), /plots/states (job states over the past week).
+
+A job's log records carry its payload's output: they are shown to the job's owner, to
+production and to the operators, identified by the client certificate (through the
+load balancer's header, which identity.client_dn believes only from a load balancer's
+own certificate). The monitor reads them from the logger with a certificate of its own.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from pandafacility.db import DbSettings
+from pandafacility.identity import canonical, canonical_dns, client_dn, member
 from pandafacility.jobs import STATES
 from pandafacility.plot import line_plot
 from pandafacility.server import Connections
@@ -35,6 +41,7 @@ from pandafacility.web import (
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "monitor"
 PROBE_TIMEOUT = 2.0
+RECORDS_HIDDEN = "log records are shown to the job's owner, production and operators"
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,13 @@ class MonitorConfig:
     servers: dict[str, str] = field(default_factory=dict)  # name -> base URL
     ca_file: str = ""
     page_size: int = 200
+    # The monitor's own certificate and key, presented to the logger.
+    client_cert: str = ""
+    client_key: str = ""
+    # Load balancers' certificate DNs; canonical DNs of production and the operators.
+    trusted_proxy_dns: frozenset[str] = frozenset()
+    production_dns: frozenset[str] = frozenset()
+    operator_dns: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, path: Path) -> MonitorConfig:
@@ -56,6 +70,11 @@ class MonitorConfig:
             servers=dict(data.get("servers", {})),
             ca_file=data.get("ca_file", ""),
             page_size=int(data.get("page_size", 200)),
+            client_cert=data.get("client_cert", ""),
+            client_key=data.get("client_key", ""),
+            trusted_proxy_dns=frozenset(data.get("trusted_proxy_dns", [])),
+            production_dns=canonical_dns(data.get("production_dns", [])),
+            operator_dns=canonical_dns(data.get("operator_dns", [])),
         )
 
 
@@ -97,7 +116,8 @@ class Monitor:
             raise HttpError(405, "the monitor only reads")
         path = request.path.rstrip("/") or "/"
         if path.startswith("/jobs/"):
-            return self.job_detail(path.removeprefix("/jobs/"))
+            viewer = client_dn(request.environ, self.config.trusted_proxy_dns)
+            return self.job_detail(path.removeprefix("/jobs/"), viewer)
         handlers = {
             "/": self.summary,
             "/jobs": lambda: self.job_list(query),
@@ -158,7 +178,16 @@ class Monitor:
         )
         return "jobs.html", {"jobs": rows, "state": state, "site": site}
 
-    def job_detail(self, raw_id: str) -> tuple[str, dict]:
+    def may_read_records(self, viewer: str | None, owner: str) -> bool:
+        """The job's owner (a proxy counts as its owner), production, operators."""
+        config = self.config
+        return viewer is not None and (
+            canonical(viewer) == canonical(owner)
+            or member(viewer, config.production_dns)
+            or member(viewer, config.operator_dns)
+        )
+
+    def job_detail(self, raw_id: str, viewer: str | None = None) -> tuple[str, dict]:
         if not raw_id.isdigit():
             raise HttpError(400, "a PandaID is a number")
         rows = self.query("SELECT * FROM jobs WHERE panda_id = %s", (int(raw_id),))
@@ -169,7 +198,10 @@ class Monitor:
             "SELECT job_status, changed_at FROM job_states WHERE panda_id = %s ORDER BY id",
             (int(raw_id),),
         )
-        records, log_error = self.log_records(int(raw_id))
+        if self.may_read_records(viewer, str(job["owner_dn"])):
+            records, log_error = self.log_records(int(raw_id))
+        else:
+            records, log_error = [], RECORDS_HIDDEN
         return "job.html", {
             "job": job,
             "history": history,
@@ -188,7 +220,10 @@ class Monitor:
             return [], f"logger unreachable: {exc}"
 
     def tls(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=self.config.ca_file or None)
+        context = ssl.create_default_context(cafile=self.config.ca_file or None)
+        if self.config.client_cert:
+            context.load_cert_chain(self.config.client_cert, self.config.client_key or None)
+        return context
 
     def servers(self) -> tuple[str, dict]:
         results = []

@@ -24,10 +24,13 @@ MAX_BODY = 8 * 1024 * 1024  # bytes; a submission of many jobs fits, a runaway d
 class HttpError(Exception):
     """Answer the request with this status and a JSON error; nothing was stored."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(
+        self, status: int, message: str, headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers
 
 
 REASONS = {
@@ -39,6 +42,7 @@ REASONS = {
     411: "Length Required",
     413: "Content Too Large",
     415: "Unsupported Media Type",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }

@@ -1,5 +1,6 @@
 """The PanDA monitor's pages over a real MariaDB, with a real logger and server behind
-loopback HTTP: every page and its JSON twin, the backend label, log records per job."""
+loopback HTTP (the logger over TLS, as the monitor's own certificate reads it): every
+page and its JSON twin, the backend label, log records per job and who sees them."""
 
 from __future__ import annotations
 
@@ -12,11 +13,17 @@ from wsgiref.util import setup_testing_defaults
 
 import pytest
 
+from conftest import MONITOR_DN, PILOT_DN
 from pandafacility import jobs, migrate
 from pandafacility.db import DbSettings, connect
+from pandafacility.identity import canonical_dns
 from pandafacility.logger import Logger, LoggerConfig, normalise
-from pandafacility.monitor import Monitor, MonitorConfig
+from pandafacility.monitor import RECORDS_HIDDEN, Monitor, MonitorConfig
 from pandafacility.server import Server, ServerConfig
+
+OWNER = "/DC=test/CN=Owner"
+OPERATOR = "/DC=test/CN=Operator"
+LB = "/CN=lb1.test"
 
 
 class _Quiet(WSGIRequestHandler):
@@ -31,7 +38,7 @@ def serve(app) -> tuple[str, WSGIServer]:
 
 
 @pytest.fixture(scope="module")
-def stack(testdb_settings, tmp_path_factory):
+def stack(testdb_settings, tmp_path_factory, serve_tls, pki):
     settings = DbSettings.from_dict(testdb_settings)
     conn = connect(settings)
     migrate.migrate(conn)
@@ -39,8 +46,14 @@ def stack(testdb_settings, tmp_path_factory):
         for table in ("jobs", "job_states", "pilot_stats"):
             cur.execute(f"DELETE FROM {table}")
     conn.commit()
-    logger = Logger(LoggerConfig(database=tmp_path_factory.mktemp("log") / "log.sqlite"))
-    logger_url, logger_httpd = serve(logger)
+    logger = Logger(
+        LoggerConfig(
+            database=tmp_path_factory.mktemp("log") / "log.sqlite",
+            writer_dns=canonical_dns([PILOT_DN]),
+            reader_dns=canonical_dns([MONITOR_DN]),
+        )
+    )
+    logger_url = serve_tls(logger)
     server_url, server_httpd = serve(Server(ServerConfig(database=settings, instance="srv-a")))
     monitor = Monitor(
         MonitorConfig(
@@ -48,18 +61,23 @@ def stack(testdb_settings, tmp_path_factory):
             instance="mon-test",
             logger_url=logger_url,
             servers={"srv-a": server_url, "srv-gone": "http://127.0.0.1:9"},
+            ca_file=str(pki["ca"]),
+            client_cert=str(pki["monitor"]),
+            trusted_proxy_dns=frozenset([LB]),
+            production_dns=canonical_dns([PILOT_DN]),
+            operator_dns=canonical_dns([OPERATOR]),
         )
     )
     yield {"conn": conn, "monitor": monitor, "logger": logger}
-    logger_httpd.shutdown()
     server_httpd.shutdown()
     conn.close()
 
 
-def get(monitor, path, query=""):
+def get(monitor, path, query="", ssl_env=None):
     environ: dict = {}
     setup_testing_defaults(environ)
     environ.update(REQUEST_METHOD="GET", PATH_INFO=path, QUERY_STRING=query)
+    environ.update(ssl_env or {})
     environ["wsgi.input"] = io.BytesIO(b"")
     seen = {}
 
@@ -71,8 +89,24 @@ def get(monitor, path, query=""):
     return seen["status"], seen["headers"], body
 
 
-def twin(monitor, path, query=""):
-    status, _, body = get(monitor, path, "&".join(filter(None, [query, "format=json"])))
+def by_cert(dn):
+    """The environ of a browser that showed this certificate to the monitor directly."""
+    return {"SSL_CLIENT_VERIFY": "SUCCESS", "SSL_CLIENT_S_DN": dn}
+
+
+def through_lb(dn):
+    """The environ of a client the load balancer identified (its own certificate)."""
+    return {
+        **by_cert(LB),
+        "SSL_CLIENT_I_DN": "/CN=Facility CA",
+        "SSL_SERVER_I_DN": "/CN=Facility CA",
+        "HTTP_X_SSL_CLIENT_S_DN": dn,
+        "HTTP_X_SSL_CLIENT_VERIFY": "SUCCESS",
+    }
+
+
+def twin(monitor, path, query="", ssl_env=None):
+    status, _, body = get(monitor, path, "&".join(filter(None, [query, "format=json"])), ssl_env)
     assert status == 200
     return json.loads(body)
 
@@ -99,18 +133,51 @@ def test_job_list_filters_and_refuses_unknown_states(stack):
 
 def test_job_detail_shows_its_log_records(stack):
     conn, monitor = stack["conn"], stack["monitor"]
-    (pid,) = jobs.submit(conn, [jobs.NewJob("logged", "SITE_A")], "/CN=u")
+    (pid,) = jobs.submit(conn, [jobs.NewJob("logged", "SITE_A")], OWNER)
     record = {"message": "payload started", "PandaID": pid, "levelname": "INFO"}
     stack["logger"].store([normalise(record, "wn3")])
-    status, _, page = get(monitor, f"/jobs/{pid}")
+    status, _, page = get(monitor, f"/jobs/{pid}", ssl_env=by_cert(OWNER))
     assert status == 200 and "payload started" in page and "wn3" in page
-    data = twin(monitor, f"/jobs/{pid}")
+    data = twin(monitor, f"/jobs/{pid}", ssl_env=through_lb(OWNER + "/CN=proxy"))
     assert (
         data["job"]["job_name"] == "logged" and data["records"][0]["message"] == "payload started"
     )
     assert [h["job_status"] for h in data["history"]] == ["activated"]
     assert get(monitor, "/jobs/999999999")[0] == 404
     assert get(monitor, "/jobs/1%20OR%201=1")[0] == 400
+
+
+@pytest.mark.parametrize(
+    ("viewer", "shown"),
+    [(None, False), (by_cert("/DC=test/CN=Someone Else"), False), (by_cert(LB), False),
+     (by_cert(PILOT_DN), True), (through_lb(OPERATOR), True),
+     # A header the load balancer did not set (no load balancer's certificate) names nobody.
+     ({"HTTP_X_SSL_CLIENT_S_DN": OWNER, "HTTP_X_SSL_CLIENT_VERIFY": "SUCCESS"}, False)],
+)  # fmt: skip
+def test_log_records_are_the_owners_productions_and_operators(stack, viewer, shown):
+    conn, monitor = stack["conn"], stack["monitor"]
+    (pid,) = jobs.submit(conn, [jobs.NewJob("private", "SITE_A")], OWNER)
+    stack["logger"].store([normalise({"message": "secret output", "PandaID": pid}, "wn3")])
+    data = twin(monitor, f"/jobs/{pid}", ssl_env=viewer)
+    assert data["job"]["job_name"] == "private"  # the job itself is public
+    if shown:
+        assert [r["message"] for r in data["records"]] == ["secret output"], data
+    else:
+        assert data["records"] == [] and data["log_error"] == RECORDS_HIDDEN
+        assert "secret output" not in get(monitor, f"/jobs/{pid}", ssl_env=viewer)[2]
+
+
+def test_the_logger_refuses_a_monitor_without_its_certificate(stack, pki):
+    monitor = Monitor(
+        MonitorConfig(
+            database=stack["monitor"].config.database,
+            logger_url=stack["monitor"].config.logger_url,
+            ca_file=str(pki["ca"]),
+        )
+    )
+    (pid,) = jobs.submit(stack["conn"], [jobs.NewJob("nocert", "SITE_A")], OWNER)
+    data = twin(monitor, f"/jobs/{pid}", ssl_env=by_cert(OWNER))
+    assert data["records"] == [] and "403" in data["log_error"], data
 
 
 def test_servers_page_probes_each_server(stack):

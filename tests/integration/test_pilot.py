@@ -13,12 +13,19 @@ import pytest
 
 from conftest import PILOT_DN, USER_DN
 from pandafacility import jobs, pilot
+from pandafacility.identity import canonical_dns
 from pandafacility.logger import Logger, LoggerConfig
 
 
 @pytest.fixture(scope="module")
 def logger(serve_tls, tmp_path_factory):
-    app = Logger(LoggerConfig(database=tmp_path_factory.mktemp("logger") / "records.sqlite"))
+    """The logger takes records from the pilots' DN only (the pilot's certificate)."""
+    app = Logger(
+        LoggerConfig(
+            database=tmp_path_factory.mktemp("logger") / "records.sqlite",
+            writer_dns=canonical_dns([PILOT_DN]),
+        )
+    )
     return app, serve_tls(app)
 
 

@@ -93,8 +93,8 @@ def post(server: str, path: str, body, cert: Path | None, port: int = 25443) -> 
     return _send(request, server, cert)
 
 
-def get(server: str, port: int, path: str) -> tuple[int, dict]:
-    return _send(urllib.request.Request(f"https://{server}.{DOMAIN}:{port}{path}"), server, None)
+def get(server: str, port: int, path: str, cert: Path | None = None) -> tuple[int, dict]:
+    return _send(urllib.request.Request(f"https://{server}.{DOMAIN}:{port}{path}"), server, cert)
 
 
 def test_is_alive_on_each_server_over_verified_tls(converged):
@@ -216,17 +216,21 @@ def test_finished_job_and_its_pilot_log_show_in_the_monitor(converged, creds):
             creds["pilot"],
         )  # fmt: skip
         assert status == 200 and answer["success"], answer
-    # A pilot logs to the logger in both forms: the JSON POST and panda-common's GET.
+    # A pilot logs to the logger in both forms: the JSON POST and panda-common's GET,
+    # with its certificate; the same records from a user's certificate are refused.
     record = {"PandaID": panda_id, "name": "pilot", "levelname": "INFO", "message": "payload ok"}
     batch = [{"headers": {"host": "wn01"}, "body": json.dumps(record)}]
-    assert post("log1", "/logger/logger/query", batch, None, port=8443)[0] == 200
+    assert post("log1", "/logger/logger/query", batch, creds["user"], port=8443)[0] == 403
+    assert post("log1", "/logger/logger/query", batch, creds["pilot"], port=8443)[0] == 200
     query = urllib.parse.urlencode({**record, "message": "stage-out done"})
-    assert get("log1", 8443, f"/logger/logger/query?{query}")[0] == 200
-    # The monitors read from the replica: wait for it to catch up, on both.
+    assert get("log1", 8443, f"/logger/logger/query?{query}")[0] == 403
+    assert get("log1", 8443, f"/logger/logger/query?{query}", creds["pilot"])[0] == 200
+    # The monitors read from the replica: wait for it to catch up, on both. The job's
+    # owner sees its records (read by the monitor's own certificate); nobody else does.
     deadline = time.monotonic() + 30
     for monitor in SERVERS:
         while True:
-            status, page = get(monitor, 443, f"/jobs/{panda_id}?format=json")
+            status, page = get(monitor, 443, f"/jobs/{panda_id}?format=json", creds["user"])
             if status == 200 and page["job"]["job_status"] == "finished":
                 break
             assert time.monotonic() < deadline, (status, page)
@@ -234,6 +238,8 @@ def test_finished_job_and_its_pilot_log_show_in_the_monitor(converged, creds):
         assert page["served_by"] == monitor
         assert [h["job_status"] for h in page["history"]][-2:] == ["running", "finished"]
         assert [r["message"] for r in page["records"]] == ["payload ok", "stage-out done"], page
+        status, page = get(monitor, 443, f"/jobs/{panda_id}?format=json")
+        assert status == 200 and page["records"] == [] and "owner" in page["log_error"], page
 
 
 @pytest.mark.parametrize("name", SERVERS)
@@ -246,13 +252,18 @@ def test_monitor_reads_the_replica_and_sees_both_servers(converged, name):
     assert {s["name"]: s["alive"] for s in page["servers"]} == dict.fromkeys(SERVERS, True)
 
 
-def test_logger_keeps_its_records_to_the_service_account(converged):
+def test_logger_keeps_its_records_to_the_service_account(converged, creds):
     host = lab_host("log1")
     data = host.file("/var/lib/panda-logger")
     assert data.user == "panda" and data.mode == 0o750
-    assert get("log1", 8443, "/logger/records?panda_id=1")[0] == 200
+    assert get("log1", 8443, "/logger/records?panda_id=1")[0] == 403
+    assert get("log1", 8443, "/logger/records?panda_id=1", creds["user"])[0] == 403
+    assert get("log1", 8443, "/logger/records?panda_id=1", creds["pilot"])[0] == 200
     assert host.file("/var/lib/panda-logger/records.sqlite").user == "panda"
-    assert get("log1", 8443, "/logger/records?panda_id=oops")[0] == 400
+    assert get("log1", 8443, "/logger/records?panda_id=oops", creds["pilot"])[0] == 400
+    # The monitor's own certificate and key belong to the service account alone.
+    key = lab_host("srv1").file("/etc/panda-facility/monitor/client.key")
+    assert key.user == "panda" and key.mode == 0o600
 
 
 @pytest.mark.parametrize("name", SERVERS)

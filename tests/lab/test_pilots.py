@@ -26,6 +26,7 @@ from labhosts import (
     DOMAIN,
     INVENTORY,
     LOGS,
+    PILOT_DN,
     SERVER_VIP,
     USER_DN,
     exec_in,
@@ -188,11 +189,14 @@ def run_jobs(server: pandaapi.Session, queues: list[str]) -> list[int]:
     return ids
 
 
-def test_pilots_finish_jobs_of_both_queues_and_log_their_payload(converged, server):
+def test_pilots_finish_jobs_of_both_queues_and_log_their_payload(converged, server, tmp_path):
     assert placement() == {"LAB_SITE1": "submit1", "LAB_SITE2": "submit2", "LAB_HAND": "submit1"}
     ids = run_jobs(server, list(QUEUES))
     context = ssl.create_default_context(cafile=str(CA_CERT))
     context.check_hostname = False  # the logger by address; its certificate is verified
+    # Production reads every job's records.
+    ca = testpki.load_ca(CA_CERT, CA_KEY)
+    context.load_cert_chain(str(testpki.user_pem(PILOT_DN, ca, tmp_path / "pilot.pem")))
     url = f"https://{ADDRESSES['log1']}:8443/logger/records?panda_id={ids[1]}"
     with urllib.request.urlopen(url, context=context, timeout=10) as answer:
         records = json.load(answer)["data"]

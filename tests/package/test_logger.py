@@ -1,5 +1,6 @@
 """The PanDA logger's WSGI application, in-process, on a SQLite file of the test's own:
-both wire forms of panda-common's HTTP handler, reading back by job, bounds, pruning."""
+both wire forms of panda-common's HTTP handler, reading back by job, bounds, pruning,
+and who may write and read (by the client certificate mod_ssl verified)."""
 
 from __future__ import annotations
 
@@ -11,22 +12,41 @@ from wsgiref.util import setup_testing_defaults
 
 import pytest
 
+from pandafacility.identity import canonical_dns
 from pandafacility.logger import MESSAGE_LIMIT, Logger, LoggerConfig
+
+PILOT = "/DC=test/OU=Robots/CN=pilot"
+MONITOR = "/OU=panda monitor/CN=mon1.test"
+OPERATOR = "/DC=test/CN=Operator"
+USER = "/DC=test/CN=Some User"
 
 
 @pytest.fixture
 def logger(tmp_path):
     return Logger(
-        LoggerConfig(database=tmp_path / "log.sqlite", instance="log-test", max_records=50)
+        LoggerConfig(
+            database=tmp_path / "log.sqlite",
+            instance="log-test",
+            max_records=50,
+            writer_dns=canonical_dns([PILOT]),
+            reader_dns=canonical_dns([MONITOR, OPERATOR, PILOT]),
+        )
     )
 
 
-def call(app, method, path, query="", body=b""):
+def call(app, method, path, query="", body=b"", dn=None, addr="192.0.2.7"):
+    """A request as mod_ssl hands it over; ``dn`` is the verified client certificate's
+    (by default the pilots' when writing, the monitor's when reading)."""
+    if dn is None:
+        dn = MONITOR if path == "/logger/records" else PILOT
     environ: dict = {}
     setup_testing_defaults(environ)
     environ.update(
         REQUEST_METHOD=method, PATH_INFO=path, QUERY_STRING=query, CONTENT_LENGTH=str(len(body))
     )
+    environ["REMOTE_ADDR"] = addr
+    if dn:
+        environ.update(SSL_CLIENT_VERIFY="SUCCESS", SSL_CLIENT_S_DN=dn)
     environ["wsgi.input"] = io.BytesIO(body)
     seen = {}
 
@@ -131,3 +151,48 @@ def test_lazy_application_builds_once_from_the_environ(tmp_path):
         out = application(dict(environ), lambda status, headers: seen.append(dict(headers)))
         assert b"".join(out) == b"alive=yes"
     assert [h["X-Served-By"] for h in seen] == ["lazy", "lazy"]
+
+
+@pytest.mark.parametrize("dn", ["", USER, MONITOR])
+def test_only_facility_identities_write(logger, dn):
+    """No certificate (the plain HTTP port of old), a user's (a payload that found one)
+    or a reader's: refused, nothing stored."""
+    query = urlencode({"message": "forged", "PandaID": 11})
+    status, _, out = call(logger, "GET", "/logger/logger/query", query, dn=dn)
+    assert status == 403 and json.loads(out)["success"] is False
+    body = json.dumps([{"body": json.dumps({"msg": "forged", "PandaID": 11})}]).encode()
+    assert call(logger, "POST", "/logger/logger/query", body=body, dn=dn)[0] == 403
+    assert records(logger, 11) == []
+
+
+def test_a_pilots_proxy_writes_as_its_owner(logger):
+    query = urlencode({"message": "from a proxy", "PandaID": 12})
+    assert call(logger, "GET", "/logger/logger/query", query, dn=PILOT + "/CN=12345")[0] == 200
+    assert [r["message"] for r in records(logger, 12)] == ["from a proxy"]
+
+
+@pytest.mark.parametrize(("dn", "status"), [("", 403), (USER, 403), (OPERATOR, 200),
+                                            (PILOT, 200), (MONITOR, 200)])  # fmt: skip
+def test_records_are_read_by_monitors_production_and_operators(logger, dn, status):
+    assert call(logger, "GET", "/logger/records", "panda_id=1", dn=dn)[0] == status
+
+
+def test_each_source_is_bounded(tmp_path):
+    app = Logger(
+        LoggerConfig(
+            database=tmp_path / "log.sqlite",
+            writer_dns=canonical_dns([PILOT]),
+            reader_dns=canonical_dns([MONITOR]),
+            source_limit=30,
+            source_window=3600,
+        )
+    )
+    batch = json.dumps([{"body": json.dumps({"msg": str(i), "PandaID": 4})} for i in range(20)])
+    assert call(app, "POST", "/logger/logger/query", body=batch.encode())[0] == 200
+    status, headers, out = call(app, "POST", "/logger/logger/query", body=batch.encode())
+    assert status == 429 and int(headers["Retry-After"]) >= 1, out
+    assert len(records(app, 4)) == 20  # the refused batch stored nothing
+    # Another source (another worker node) has its own count.
+    other = call(app, "POST", "/logger/logger/query", body=batch.encode(), addr="192.0.2.8")
+    assert other[0] == 200
+    assert len(records(app, 4)) == 40

@@ -304,3 +304,13 @@ def test_no_certificate_is_not_current():
 def test_missing_packages_are_all_of_them_until_the_list_is_read():
     assert facility.missing_packages(["a", "b"], {}) == ["a", "b"]
     assert facility.missing_packages(["a", "b"], {"names": ["a", "c"]}) == ["b"]
+
+
+def test_host_dns_are_the_certificates_subjects():
+    assert facility.host_dns(["lb1", "lb2.other.org"], "lab.test") == [
+        "/CN=lb1.lab.test",
+        "/CN=lb2.other.org",
+    ]
+    assert facility.host_dns(["srv1"], "lab.test", "panda monitor") == [
+        "/OU=panda monitor/CN=srv1.lab.test"
+    ]
