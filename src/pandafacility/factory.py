@@ -13,6 +13,12 @@ file (the probes). Queues that are not in its configuration any more get no new
 pilots; the ones already sent finish on their own (moving a queue to another submit
 host drains it here). SIGHUP re-reads the configuration; SIGTERM stops after the
 current cycle.
+
+Each pilot is told which pilot code to run and its SHA-256: every cycle the factory
+reads the pilot cache's manifest (``<pilot_url>.sha256``, "<sha256>  <tarball>") over
+HTTPS verified against the facility CA, and submits the wrapper with that tarball's
+URL, its hash and the CA. The tarball is named by its hash and kept for some versions,
+so a pilot that starts after a push still gets the code it was given the hash of.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+_MANIFEST = re.compile(r"^([0-9a-f]{64})\s+\*?([A-Za-z0-9._-]+\.tar\.gz)\s*$")
 WRAPPER = Path(__file__).resolve().parent / "wrapper.py"
 
 
@@ -74,6 +81,10 @@ class FactoryConfig:
     held_remove_seconds: int = 1800  # Condor-G holds what it cannot submit; drop it
     work_dir: str = "/var/lib/panda/autopilot"
     pilot_args: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.pilot_url.startswith("https://"):
+            raise ValueError(f"pilot_url {self.pilot_url!r}: the pilot code comes over HTTPS")
 
     @classmethod
     def load(cls, path: Path) -> FactoryConfig:
@@ -132,8 +143,50 @@ def parse_condor_q(output: str) -> dict[str, PilotCounts]:
     return counts
 
 
-def submit_description(config: FactoryConfig, queue: QueueConfig, count: int) -> str:
-    """The Condor-G submit description of ``count`` pilots for ``queue``."""
+@dataclass(frozen=True)
+class PilotCode:
+    """One version of the pilot code: its tarball's URL and SHA-256."""
+
+    url: str
+    sha256: str
+
+
+def parse_manifest(text: str, pilot_url: str) -> PilotCode:
+    """The manifest's one line, "<sha256>  <tarball>" (sha256sum's form), as the code
+    beside ``pilot_url``; anything else is refused."""
+    match = _MANIFEST.match(text.strip())
+    if not match:
+        raise ValueError(f"{pilot_url}.sha256 is not '<sha256>  <name>.tar.gz'")
+    return PilotCode(f"{pilot_url.rsplit('/', 1)[0]}/{match.group(2)}", match.group(1))
+
+
+class Code:
+    """The current pilot code, from the cache's manifest; the last one read when the
+    cache does not answer (its tarball is kept there for some versions)."""
+
+    def __init__(self, config: FactoryConfig) -> None:
+        self.config = config
+        self.context = ssl.create_default_context(cafile=config.ca_file or None)
+        self.last: PilotCode | None = None
+
+    def current(self) -> PilotCode:
+        url = f"{self.config.pilot_url}.sha256"
+        try:
+            with urllib.request.urlopen(url, timeout=30, context=self.context) as answer:
+                text = answer.read(1000).decode(errors="replace")
+            self.last = parse_manifest(text, self.config.pilot_url)
+        except (OSError, ValueError) as exc:
+            if self.last is None:
+                raise
+            print(f"factory: kept pilot code {self.last.sha256}: {exc}", file=sys.stderr)
+        return self.last
+
+
+def submit_description(
+    config: FactoryConfig, queue: QueueConfig, count: int, code: PilotCode
+) -> str:
+    """The Condor-G submit description of ``count`` pilots for ``queue``, which run
+    ``code``."""
     logs = Path(config.work_dir) / "logs" / queue.name
     inputs = [p for p in (config.ca_file, config.cert) if p]
     pilot = ["--server", config.server, "--queue", queue.name]
@@ -143,7 +196,10 @@ def submit_description(config: FactoryConfig, queue: QueueConfig, count: int) ->
         pilot += ["--ca", Path(config.ca_file).name]
     if config.cert:
         pilot += ["--cert", Path(config.cert).name]
-    arguments = ["--pilot-url", config.pilot_url, "--", *pilot, *config.pilot_args]
+    wrapper = ["--pilot-url", code.url, "--pilot-sha256", code.sha256]
+    if config.ca_file:
+        wrapper += ["--ca", Path(config.ca_file).name]
+    arguments = [*wrapper, "--", *pilot, *config.pilot_args]
     lines = [
         "universe = grid",
         f"grid_resource = {queue.grid_resource}",
@@ -197,10 +253,10 @@ class Schedd:
         self._cached = (now, counts)
         return counts
 
-    def submit(self, queue: QueueConfig, count: int) -> int:
+    def submit(self, queue: QueueConfig, count: int, code: PilotCode) -> int:
         (Path(self.config.work_dir) / "logs" / queue.name).mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", suffix=".sub", dir=self.config.work_dir) as f:
-            f.write(submit_description(self.config, queue, count))
+            f.write(submit_description(self.config, queue, count, code))
             f.flush()
             self.run("condor_submit", "-terse", f.name)
         self._cached = None
@@ -243,10 +299,13 @@ class Server:
 
 
 class Factory:
-    def __init__(self, config: FactoryConfig, schedd: Any = None, server: Any = None) -> None:
+    def __init__(
+        self, config: FactoryConfig, schedd: Any = None, server: Any = None, code: Any = None
+    ) -> None:
         self.config = config
         self.schedd = schedd or Schedd(config)
         self.server = server or Server(config)
+        self.code = code or Code(config)
         self.submitted: dict[str, int] = {}
 
     def cycle(self) -> list[dict[str, Any]]:
@@ -259,17 +318,21 @@ class Factory:
             counts, schedd_error = self.schedd.counts(), ""
         except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
             counts, schedd_error = {}, f"schedd: {exc}"
+        try:
+            code, code_error = self.code.current(), ""
+        except (OSError, ValueError) as exc:
+            code, code_error = None, f"pilot code: {exc}"
         stats = []
         for queue in self.config.queues:
             c = counts.get(queue.name, PilotCounts())
-            error = server_error or schedd_error
-            if not error:  # without both figures, change nothing
+            error = server_error or schedd_error or code_error
+            if not error and code is not None:  # without every figure, change nothing
                 to_submit, to_remove = plan(queue, activated.get(queue.name, 0), c)
                 try:
                     if to_submit:
                         self.submitted[queue.name] = self.submitted.get(
                             queue.name, 0
-                        ) + self.schedd.submit(queue, to_submit)
+                        ) + self.schedd.submit(queue, to_submit, code)
                     self.schedd.remove(to_remove)
                 except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
                     error = f"condor: {exc}"

@@ -1,18 +1,25 @@
 #!/usr/bin/env python3
 """The pilot wrapper: what the pilot factory submits to a grid site. It downloads the
-pilot code from the pilot cache, unpacks it in the job's directory and runs the pilot
-with the rest of its arguments; the pilot's exit code is the wrapper's.
+pilot code from the pilot cache, checks it, unpacks it in the job's directory and runs
+the pilot with the rest of its arguments; the pilot's exit code is the wrapper's.
 
-    wrapper.py --pilot-url http://pilotcode.example.org/pilot/pilot.tar.gz \\
+    wrapper.py --pilot-url https://pilotcode.example.org/pilot/pilot-<sha256>.tar.gz \\
+        --pilot-sha256 <sha256> --ca ca.crt \\
         -- --server https://pandaserver.example.org:25443 --queue BNL_ATLAS_1 ...
 
+The code comes only over HTTPS, verified against ``--ca`` (the facility CA the factory
+sends with the pilot) when given, and is run only if its SHA-256 is the one the factory
+read from the pilot cache when it submitted this pilot: a tarball changed on the way is
+refused (exit 64) before anything of it is unpacked.
+
 Standard library only, and no state: each pilot fetches the code afresh, so a commit to
-the pilot code reaches the next pilot that starts.
+the pilot code reaches the next pilot the factory submits.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import os
 import ssl
@@ -28,9 +35,15 @@ MAX_SIZE = 256 * 1024 * 1024
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
+class Refused(ValueError):
+    """The pilot code is not what the factory vouched for."""
+
+
 def download(url: str, ca: str = "", attempts: int | None = None) -> bytes:
     attempts = attempts or ATTEMPTS
-    context = ssl.create_default_context(cafile=ca or None) if url.startswith("https") else None
+    if not url.startswith("https://"):
+        raise Refused(f"{url}: the pilot code comes over HTTPS only")
+    context = ssl.create_default_context(cafile=ca or None)
     for attempt in range(1, attempts + 1):
         try:
             with urllib.request.urlopen(url, timeout=60, context=context) as answer:
@@ -44,6 +57,14 @@ def download(url: str, ca: str = "", attempts: int | None = None) -> bytes:
             print(f"wrapper: download failed ({exc}), retrying", file=sys.stderr)
             time.sleep(2 * attempt)
     raise AssertionError("unreachable")
+
+
+def verify(data: bytes, sha256: str) -> bytes:
+    """The tarball, if its SHA-256 is the expected one."""
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256.strip().lower():
+        raise Refused(f"the pilot code's SHA-256 is {digest}, the factory expected {sha256}")
+    return data
 
 
 def unpack(data: bytes, into: Path) -> Path:
@@ -80,12 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     split = argv.index("--") if "--" in argv else len(argv)
     own, rest = argv[:split], argv[split + 1 :]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pilot-url", required=True, help="the pilot code tarball")
-    parser.add_argument("--ca", default="", help="CA file for an https pilot URL")
+    parser.add_argument("--pilot-url", required=True, help="the pilot code tarball (https)")
+    parser.add_argument("--pilot-sha256", required=True, help="the tarball's SHA-256 (hex)")
+    parser.add_argument("--ca", default="", help="CA file that verifies the pilot cache")
     args = parser.parse_args(own)
     work = Path(os.getcwd())
     try:
-        pilot = unpack(download(args.pilot_url, args.ca), work)
+        data = verify(download(args.pilot_url, args.ca), args.pilot_sha256)
+        pilot = unpack(data, work)
     except (OSError, ValueError, tarfile.TarError) as exc:
         print(f"wrapper: no pilot code: {exc}", file=sys.stderr)
         return 64

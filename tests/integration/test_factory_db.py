@@ -1,7 +1,8 @@
 """A pilot factory cycle against the real server application (in-process over TLS) and
 a real MariaDB: the activated jobs it reads, the pilots it asks its schedd for, and the
-counts it reports, which the monitor's pilot page shows. The schedd here is a stand-in
-that records the factory's requests; the real one is exercised by molecule."""
+counts it reports, which the monitor's pilot page shows, and the pilot code it reads
+from a cache's manifest over TLS. The schedd here is a stand-in that records the
+factory's requests; the real one is exercised by molecule."""
 
 from __future__ import annotations
 
@@ -16,6 +17,23 @@ from pandafacility import jobs
 from pandafacility.factory import Factory, FactoryConfig, PilotCounts, QueueConfig
 
 GRID = "condor site1@site1 site1.lab.panda.test:9618"
+SHA = "ab" * 32
+
+
+@pytest.fixture(scope="module")
+def cache(serve_tls) -> dict:
+    """A pilot cache's manifest over TLS; set ``manifest`` to change what it says."""
+    state = {"manifest": f"{SHA}  pilot-{SHA}.tar.gz\n"}
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] != "/pilot/pilot.tar.gz.sha256":
+            start_response("404 Not Found", [])
+            return [b""]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [state["manifest"].encode()]
+
+    state["url"] = serve_tls(app) + "/pilot/pilot.tar.gz"
+    return state
 
 
 class RecordingSchedd:
@@ -27,19 +45,20 @@ class RecordingSchedd:
     def counts(self) -> dict[str, PilotCounts]:
         return self._counts
 
-    def submit(self, queue: QueueConfig, count: int) -> int:
+    def submit(self, queue: QueueConfig, count: int, code) -> int:
         self.submitted.append((queue.name, count))
+        self.code = code
         return count
 
     def remove(self, ids: list[str]) -> None:
         self.removed.extend(ids)
 
 
-def config(https_server, pki, tmp_path, *queues: QueueConfig) -> FactoryConfig:
+def config(https_server, pki, tmp_path, *queues: QueueConfig, pilot_url="") -> FactoryConfig:
     return FactoryConfig(
         instance="submit1",
         server=https_server,
-        pilot_url="http://cache1/pilot/pilot.tar.gz",
+        pilot_url=pilot_url or "https://127.0.0.1:9/pilot/pilot.tar.gz",
         queues=queues,
         ca_file=str(pki["ca"]),
         cert=str(pki["pilot"]),
@@ -47,16 +66,20 @@ def config(https_server, pki, tmp_path, *queues: QueueConfig) -> FactoryConfig:
     )
 
 
-def test_cycle_scales_by_waiting_jobs_and_reports(clean_db, https_server, pki, tmp_path):
+def test_cycle_scales_by_waiting_jobs_and_reports(clean_db, https_server, pki, tmp_path, cache):
     jobs.submit(clean_db, [jobs.NewJob(f"w{i}", "SITE_A") for i in range(12)], USER_DN)
     busy = QueueConfig("SITE_A", GRID, min_idle=1, max_idle=10, max_per_cycle=4)
     quiet = QueueConfig("SITE_B", GRID, min_idle=1, max_idle=10)
     schedd = RecordingSchedd(
         {"SITE_B": PilotCounts(idle=3, running=2, idle_ids=["1.0", "1.1", "2.0"])}
     )
-    factory = Factory(config(https_server, pki, tmp_path, busy, quiet), schedd=schedd)
+    settings = config(https_server, pki, tmp_path, busy, quiet, pilot_url=cache["url"])
+    factory = Factory(settings, schedd=schedd)
     stats = factory.cycle()
     assert schedd.submitted == [("SITE_A", 4)]  # 12 waiting, at most 4 per cycle
+    # The pilots run the code the manifest named, by its hash, beside the head's URL.
+    assert schedd.code.sha256 == SHA
+    assert schedd.code.url == cache["url"].replace("pilot.tar.gz", f"pilot-{SHA}.tar.gz")
     assert schedd.removed == ["1.1", "2.0"]  # nothing waits at SITE_B: keep one idle
     assert [s["last_error"] for s in stats] == ["", ""]
     status = json.loads((tmp_path / "status.json").read_text())
@@ -69,6 +92,32 @@ def test_cycle_scales_by_waiting_jobs_and_reports(clean_db, https_server, pki, t
         ("SITE_A", 0, 0, 4),
         ("SITE_B", 3, 2, 0),
     ]
+
+
+def test_without_the_pilot_codes_hash_no_pilot_is_sent(
+    clean_db, https_server, pki, tmp_path, cache
+):
+    """A cache that never answered, or a manifest that is not one: nothing submitted,
+    and the queue's last_error says why; a cache that stops answering later leaves the
+    factory with the hash it read last."""
+    jobs.submit(clean_db, [jobs.NewJob("w", "SITE_A")], USER_DN)
+    q = QueueConfig("SITE_A", GRID, min_idle=1, max_idle=10)
+    schedd = RecordingSchedd({})
+    (stats,) = Factory(config(https_server, pki, tmp_path, q), schedd=schedd).cycle()
+    assert schedd.submitted == [] and stats["last_error"].startswith("pilot code:")
+    cache["manifest"] = "<html>not a manifest</html>"
+    try:
+        factory = Factory(config(https_server, pki, tmp_path, q, pilot_url=cache["url"]),
+                          schedd=schedd)  # fmt: skip
+        (stats,) = factory.cycle()
+        assert schedd.submitted == [] and "is not '<sha256>" in stats["last_error"]
+        cache["manifest"] = f"{SHA}  pilot-{SHA}.tar.gz\n"
+        factory.cycle()
+        cache["manifest"] = "gone"
+        (stats,) = factory.cycle()
+        assert stats["last_error"] == "" and schedd.code.sha256 == SHA
+    finally:
+        cache["manifest"] = f"{SHA}  pilot-{SHA}.tar.gz\n"
 
 
 def test_without_the_server_the_factory_changes_nothing(pki, tmp_path):

@@ -6,6 +6,7 @@ re-run, and moved back."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import ssl
@@ -97,21 +98,38 @@ def test_nobody_may_write_to_the_pool(converged, name):
 
 # --- The pilot code through Squid ------------------------------------------------------
 
-CACHE_URL = f"http://{ADDRESSES['cache1']}"
+CACHE_URL = f"https://{ADDRESSES['cache1']}"
 ORIGIN_LOG = "/var/log/apache2/pilot-origin-access.log"
+WRAPPER = "/opt/panda-facility/lib/pandafacility/wrapper.py"
+
+
+def cache_tls() -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(CA_CERT))
+    context.check_hostname = False  # the cache by address; its certificate is verified
+    return context
+
+
+def fetch(path: str) -> tuple[bytes, str]:
+    with urllib.request.urlopen(f"{CACHE_URL}{path}", timeout=10, context=cache_tls()) as answer:
+        return answer.read(), answer.headers.get("Cache-Status", "")
 
 
 def download() -> dict[str, bytes]:
     """The tarball's files, and under "Cache-Status" how Squid answered (RFC 9211)."""
-    with urllib.request.urlopen(f"{CACHE_URL}/pilot/pilot.tar.gz", timeout=10) as answer:
-        data, cache = answer.read(), answer.headers.get("Cache-Status", "")
+    data, cache = fetch("/pilot/pilot.tar.gz")
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         files = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
     return {**files, "Cache-Status": cache.encode()}
 
 
+def manifest() -> tuple[str, str]:
+    """The current version's SHA-256 and file name, as the factories read them."""
+    sha, name = fetch("/pilot/pilot.tar.gz.sha256")[0].decode().split()
+    return sha, name
+
+
 def origin_requests() -> int:
-    out = run_ok(lab_host("cache1"), f"grep -c 'GET /pilot/pilot.tar.gz' {ORIGIN_LOG} || true")
+    out = run_ok(lab_host("cache1"), f"grep -c 'GET /pilot/pilot.tar.gz ' {ORIGIN_LOG} || true")
     return int(out or 0)
 
 
@@ -124,9 +142,10 @@ def test_repeated_downloads_are_memory_hits_that_leave_the_origin_alone(converge
     assert all(";hit" in a for a in answers), answers
 
 
-def test_a_pushed_commit_is_served_at_once(converged):
+def test_a_pushed_commit_is_served_at_once_and_the_version_before_stays(converged):
     host, stamp = lab_host("cache1"), f"v{time.time_ns()}"
     download()
+    old_sha, old_name = manifest()
     before = origin_requests()
     push = (
         "set -e; d=$(mktemp -d); cd $d; git clone -q /srv/pilot-code/pilot.git p; cd p;"
@@ -139,21 +158,57 @@ def test_a_pushed_commit_is_served_at_once(converged):
     for _ in range(5):
         download()
     assert origin_requests() == before + 1
+    # The manifest names the new version by its hash; a pilot given the old one's hash
+    # before the push still finds it.
+    sha, name = manifest()
+    assert sha != old_sha and name == f"pilot-{sha}.tar.gz"
+    assert hashlib.sha256(fetch(f"/pilot/{name}")[0]).hexdigest() == sha
+    assert hashlib.sha256(fetch(f"/pilot/{old_name}")[0]).hexdigest() == old_sha
+
+
+def test_pilots_are_sent_with_the_code_hash_and_refuse_other_code(converged):
+    """The factory's pilots carry the current version's URL, hash and CA; the wrapper,
+    given a hash that is not the tarball's (a changed tarball), runs nothing."""
+    sha, name = manifest()
+    host = lab_host("submit1")
+    where = "-constraint 'PandaQueue =?= \"LAB_SITE1\"' -af Arguments"
+    args = as_panda(host, f"condor_q {where}; condor_history -limit 1 {where}").split()
+    assert "--pilot-sha256" in args, args
+    given = args[args.index("--pilot-sha256") + 1]
+    assert args[args.index("--pilot-url") + 1].endswith(f"/pilot/pilot-{given}.tar.gz"), args
+    assert args[args.index("--ca") + 1] == "ca.crt", args
+    url = f"https://cache1.{DOMAIN}/pilot/{name}"
+    ca = "/etc/panda-facility/tls/ca.crt"
+    wrong = "0" * 64
+    run = host.run(
+        "cd $(runuser -u panda -- mktemp -d) && runuser -u panda -- python3 %s"
+        " --pilot-url %s --pilot-sha256 %s --ca %s -- --queue LAB_HAND; echo rc=$?; ls",
+        WRAPPER, url, wrong, ca,
+    )  # fmt: skip
+    assert "rc=64" in run.stdout and "pilot" not in run.stdout.split("rc=64")[1], run.stdout
+    assert f"SHA-256 is {sha}" in run.stderr, run.stderr
 
 
 def test_origin_is_on_loopback_and_only_the_pilot_code_is_served(converged):
     host = lab_host("cache1")
     assert host.socket("tcp://127.0.0.1:8081").is_listening
     assert not host.socket("tcp://0.0.0.0:8081").is_listening
-    with pytest.raises(OSError):
-        urllib.request.urlopen(f"http://{ADDRESSES['cache1']}:8081/pilot/pilot.tar.gz", timeout=3)
+    # Plain HTTP is the host's own (the purge, the probe); pilots have HTTPS only.
+    assert host.socket("tcp://127.0.0.1:80").is_listening
+    assert not host.socket("tcp://0.0.0.0:80").is_listening
+    for port in (80, 8081):
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://{ADDRESSES['cache1']}:{port}/pilot/pilot.tar.gz",
+                                   timeout=3)  # fmt: skip
     for method, path in (("PURGE", "/pilot/pilot.tar.gz"), ("GET", "/etc/passwd")):
         request = urllib.request.Request(f"{CACHE_URL}{path}", method=method)
         with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(request, timeout=5)
+            urllib.request.urlopen(request, timeout=5, context=cache_tls())
         assert refused.value.code == 403, (method, path)
     run_ok(host, "squid -k parse -f /etc/squid/squid.conf")
     assert host.service("squid").is_enabled and host.service("squid").is_running
+    key = host.file("/etc/squid/tls/host.key")
+    assert key.user == "proxy" and key.mode == 0o600
 
 
 # --- Jobs through the VIP, finished by the factories' pilots ---------------------------

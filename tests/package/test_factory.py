@@ -10,9 +10,11 @@ import pytest
 
 from pandafacility.factory import (
     FactoryConfig,
+    PilotCode,
     PilotCounts,
     QueueConfig,
     parse_condor_q,
+    parse_manifest,
     plan,
     submit_description,
     target_idle,
@@ -56,14 +58,15 @@ def test_submit_description_is_a_nonessential_grid_job(tmp_path):
     config = FactoryConfig(
         instance="submit1",
         server="https://pandaserver.lab.panda.test:25443",
-        pilot_url="http://cache1.lab.panda.test/pilot/pilot.tar.gz",
+        pilot_url="https://cache1.lab.panda.test/pilot/pilot.tar.gz",
         queues=(queue(),),
         ca_file="/etc/panda-facility/tls/ca.crt",
         cert="/var/lib/panda/autopilot/pilot.pem",
         work_dir=str(tmp_path),
         pilot_args=("--max-jobs", "it's 3"),
     )
-    text = submit_description(config, queue(), 7)
+    code = PilotCode("https://cache1.lab.panda.test/pilot/pilot-ab12.tar.gz", "ab12")
+    text = submit_description(config, queue(), 7, code)
     lines = dict(line.split(" = ", 1) for line in text.splitlines() if " = " in line)
     assert lines["universe"] == "grid" and lines["grid_resource"] == GRID
     assert lines["+Nonessential"] == "True" and lines["+PandaQueue"] == '"SITE_A"'
@@ -72,6 +75,9 @@ def test_submit_description_is_a_nonessential_grid_job(tmp_path):
     assert lines["transfer_input_files"].split(", ") == [config.ca_file, config.cert]
     args = lines["arguments"]
     assert "--ca ca.crt --cert pilot.pem" in args and "'it''s 3'" in args
+    wrapper, pilot = args.strip('"').split(" -- ")
+    assert wrapper.split() == ["--pilot-url", code.url, "--pilot-sha256", "ab12", "--ca", "ca.crt"]
+    assert pilot.startswith("--server https://pandaserver")
     assert text.rstrip().endswith("queue 7")
 
 
@@ -95,7 +101,7 @@ def test_a_queue_listed_twice_is_refused(tmp_path):
     path = tmp_path / "autopilot.json"
     entry = {"name": "SITE_A", "grid_resource": GRID}
     path.write_text(
-        json.dumps({"instance": "s", "server": "https://x", "pilot_url": "http://y",
+        json.dumps({"instance": "s", "server": "https://x", "pilot_url": "https://y",
                     "queues": [entry, entry]})
     )  # fmt: skip
     with pytest.raises(ValueError, match="twice"):
@@ -111,10 +117,34 @@ def test_one_cycle_without_server_or_schedd_changes_nothing_and_says_why(tmp_pat
 
     path = tmp_path / "autopilot.json"
     path.write_text(
-        json.dumps({"instance": "s", "server": "https://127.0.0.1:9", "pilot_url": "http://y",
+        json.dumps({"instance": "s", "server": "https://127.0.0.1:9", "pilot_url": "https://y",
                     "work_dir": str(tmp_path), "queues": [{"name": "Q", "grid_resource": GRID}]})
     )  # fmt: skip
     assert factory.main(["--config", str(path), "--once"]) == 0
     (queue,) = json.loads((tmp_path / "status.json").read_text())["queues"]
     assert queue["last_error"].startswith("server:") and queue["submitted_total"] == 0
     assert factory.main(["--config", str(tmp_path / "missing.json")]) == 2
+
+
+def test_manifest_names_the_code_beside_the_head():
+    sha = "0f" * 32
+    head = "https://cache1.lab.panda.test/pilot/pilot.tar.gz"
+    assert parse_manifest(f"{sha}  pilot-{sha}.tar.gz\n", head) == PilotCode(
+        f"https://cache1.lab.panda.test/pilot/pilot-{sha}.tar.gz", sha
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "0f  pilot.tar.gz", f"{'0f' * 32}  ../../evil.tar.gz", f"{'0f' * 32}  a b.tar.gz",
+     f"{'0F' * 32}  pilot.tar.gz", f"{'0f' * 32}  https://elsewhere/pilot.tar.gz"],
+)  # fmt: skip
+def test_a_manifest_that_is_not_one_is_refused(text):
+    with pytest.raises(ValueError):
+        parse_manifest(text, "https://cache1/pilot/pilot.tar.gz")
+
+
+def test_the_pilot_code_comes_over_https_only():
+    with pytest.raises(ValueError, match="HTTPS"):
+        FactoryConfig(instance="s", server="https://x", queues=(),
+                      pilot_url="http://cache1/pilot/pilot.tar.gz")  # fmt: skip

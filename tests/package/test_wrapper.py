@@ -1,15 +1,15 @@
-"""The pilot wrapper: downloads the pilot code over HTTP, unpacks it safely and runs the
-pilot with the remaining arguments, returning its exit code."""
+"""The pilot wrapper: downloads the pilot code over verified HTTPS, checks it against the
+SHA-256 the factory passed, unpacks it safely and runs the pilot with the remaining
+arguments, returning its exit code."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import shutil
 import subprocess
 import tarfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -28,66 +28,93 @@ def tarball(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 @pytest.fixture
-def serve():
-    servers = []
+def serve(serve_tls):
+    """Serve these bytes over TLS (the test CA's localhost certificate): the URL."""
 
     def start(body: bytes) -> str:
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+        def app(environ, start_response):
+            start_response("200 OK", [("Content-Length", str(len(body)))])
+            return [body]
 
-            def log_message(self, *args):
-                pass
+        return serve_tls(app) + "/pilot/pilot.tar.gz"
 
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        servers.append(httpd)
-        return f"http://127.0.0.1:{httpd.server_address[1]}/pilot/pilot.tar.gz"
-
-    yield start
-    for httpd in servers:
-        httpd.shutdown()
-        httpd.server_close()
+    return start
 
 
-def test_wrapper_runs_the_downloaded_pilot_with_its_arguments(serve, tmp_path, monkeypatch):
-    url = serve(tarball({"pilot/pilot.py": PILOT}))
+@pytest.fixture
+def fetch(pki):
+    """The wrapper's own arguments, as the factory writes them: URL, hash, CA."""
+
+    def args(url: str, data: bytes) -> list[str]:
+        return ["--pilot-url", url, "--pilot-sha256", sha256(data), "--ca", str(pki["ca"])]
+
+    return args
+
+
+def test_wrapper_runs_the_downloaded_pilot_with_its_arguments(serve, fetch, tmp_path, monkeypatch):
+    code = tarball({"pilot/pilot.py": PILOT})
     monkeypatch.chdir(tmp_path)
-    assert wrapper.main(["--pilot-url", url, "--", "--queue", "SITE_A"]) == 3
+    assert wrapper.main([*fetch(serve(code), code), "--", "--queue", "SITE_A"]) == 3
     assert (tmp_path / "ran.txt").read_text() == "--queue SITE_A"
 
 
-def test_tarball_escaping_its_directory_is_refused(serve, tmp_path, monkeypatch):
-    url = serve(tarball({"../evil.py": b"x", "pilot/pilot.py": PILOT}))
+def test_a_tarball_changed_on_the_way_is_refused(serve, fetch, tmp_path, monkeypatch, capsys):
+    """What the factory vouched for is not what arrives (a cache or a path in between
+    altered it): refused before anything is unpacked or run."""
+    vouched = tarball({"pilot/pilot.py": PILOT})
+    changed = tarball({"pilot/pilot.py": PILOT + b"open('owned.txt', 'w')\n"})
     monkeypatch.chdir(tmp_path)
-    assert wrapper.main(["--pilot-url", url]) == 64
+    assert wrapper.main([*fetch(serve(changed), vouched), "--", "--queue", "SITE_A"]) == 64
+    assert os.listdir(tmp_path) == []
+    assert f"SHA-256 is {sha256(changed)}" in capsys.readouterr().err
+
+
+def test_plain_http_and_an_unverified_cache_are_refused(serve, fetch, tmp_path, monkeypatch):
+    code = tarball({"pilot/pilot.py": PILOT})
+    url = serve(code)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(wrapper, "ATTEMPTS", 1)
+    http = fetch(url.replace("https://", "http://"), code)
+    assert wrapper.main(http) == 64
+    assert wrapper.main(fetch(url, code)[:4]) == 64  # no --ca: the test CA is nobody's
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(SystemExit):  # no hash, no pilot
+        wrapper.main(["--pilot-url", url])
+
+
+def test_tarball_escaping_its_directory_is_refused(serve, fetch, tmp_path, monkeypatch):
+    code = tarball({"../evil.py": b"x", "pilot/pilot.py": PILOT})
+    monkeypatch.chdir(tmp_path)
+    assert wrapper.main(fetch(serve(code), code)) == 64
     assert not (tmp_path.parent / "evil.py").exists()
 
 
-def test_tarball_without_a_pilot_is_refused(serve, tmp_path, monkeypatch):
+def test_tarball_without_a_pilot_is_refused(serve, fetch, tmp_path, monkeypatch):
+    code = tarball({"README": b"x"})
     monkeypatch.chdir(tmp_path)
-    assert wrapper.main(["--pilot-url", serve(tarball({"README": b"x"}))]) == 64
+    assert wrapper.main(fetch(serve(code), code)) == 64
 
 
-def test_unreachable_cache_ends_with_64(tmp_path, monkeypatch):
+def test_unreachable_cache_ends_with_64(fetch, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(wrapper, "ATTEMPTS", 1)
-    url = "http://127.0.0.1:9/pilot/pilot.tar.gz"
-    assert wrapper.main(["--pilot-url", url]) == 64
+    url = "https://127.0.0.1:9/pilot/pilot.tar.gz"
+    assert wrapper.main(fetch(url, b"")) == 64
     assert os.listdir(tmp_path) == []
 
 
-def test_wrapper_started_without_path_still_runs_the_pilot(serve, tmp_path):
+def test_wrapper_started_without_path_still_runs_the_pilot(serve, fetch, tmp_path):
     """As a batch system may start it: no PATH, so Python cannot name its executable."""
-    url = serve(
-        tarball({"pilot/pilot.py": b"import os\nopen('path.txt', 'w').write(os.environ['PATH'])\n"})
+    code = tarball(
+        {"pilot/pilot.py": b"import os\nopen('path.txt', 'w').write(os.environ['PATH'])\n"}
     )
     proc = subprocess.run(
-        ["python3", wrapper.__file__, "--pilot-url", url],
+        ["python3", wrapper.__file__, *fetch(serve(code), code)],
         executable=shutil.which("python3"),
         env={},
         cwd=tmp_path,
