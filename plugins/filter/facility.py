@@ -212,9 +212,16 @@ _PACE = ("min_idle", "max_idle", "jobs_per_pilot", "max_per_cycle")
 
 def queue_data(queues: Iterable[Mapping], placement: Iterable[str] = FACTORY_KEYS) -> dict:
     """Each queue's data for the pilots, by name: the inventory entry without its name
-    and without the keys that only place it in the facility (its submit host)."""
+    and without the keys that only place it in the facility (its submit host); its
+    site is the pilots' atlas_site unless the entry sets one."""
     skip = {"name", *placement}
-    return {str(q["name"]): {k: v for k, v in q.items() if k not in skip} for q in queues}
+    data = {}
+    for q in queues:
+        entry = {k: v for k, v in q.items() if k not in skip}
+        if q.get("site"):  # the grid site's name is the pilots' atlas_site unless set
+            entry.setdefault("atlas_site", str(q["site"]))
+        data[str(q["name"])] = entry
+    return data
 
 
 def _submit_hosts(queue: Mapping) -> list[str]:

@@ -106,6 +106,10 @@ class Connections:
                 conn.close()
 
 
+# What upstream answers for a job it does not know: the pilot stops it.
+UNKNOWN_JOB = {"status": "unknown", "command": "tobekilled"}
+
+
 def envelope(data: Any = None, message: str = "", success: bool = True) -> dict[str, Any]:
     return {"success": success, "message": message, "data": data}
 
@@ -147,6 +151,7 @@ class Server:
             ("POST", "/api/v1/pilot/acquire_jobs"): self.acquire_jobs,
             ("POST", "/api/v1/pilot/update_job"): self.update_job,
             ("POST", "/api/v1/job/get_status"): self.get_status,
+            ("GET", "/api/v1/job/get_status"): self.get_status_by_get,
             ("POST", "/api/v1/job/kill"): self.kill,
             ("GET", "/api/v1/statistics/activated"): self.activated,
             ("POST", "/api/v1/factory/report"): self.factory_report,
@@ -359,6 +364,16 @@ class Server:
     def get_status(self, request: Request, identity: Identity) -> dict[str, Any]:
         return envelope(self._statuses(self.id_list(request.json().get("job_ids"), "job_ids")))
 
+    def get_status_by_get(self, request: Request, identity: Identity) -> dict[str, Any]:
+        """Upstream's form: GET ?job_ids=1&job_ids=2 with a certificate; per id, in
+        order, {"status", "command"}, an unknown job "unknown" and "tobekilled"."""
+        if not identity.authenticated:
+            raise HttpError(403, "a client certificate is required")
+        statuses = self._statuses(self.id_list(request.query("job_ids"), "job_ids"))
+        return envelope(
+            [{"status": s, "command": None} if s else UNKNOWN_JOB for s in statuses]
+        )
+
     def kill(self, request: Request, identity: Identity) -> dict[str, Any]:
         if not identity.authenticated:
             raise HttpError(403, "a client certificate is required")
@@ -400,14 +415,20 @@ class Server:
         queue = self.config.queues.get(name)
         if queue is None or not request.path.endswith(".all.json"):
             return respond_json(start_response, {"error": f"no queue {name[:128]}"}, 404, headers)
+        # What pilot3 needs to start (nickname, state ACTIVE, atlas_site, which it puts
+        # in its environment unchecked) and what it reads in practice; the inventory's
+        # queue entry overrides each.
         data = {
             "nickname": name,
             "panda_resource": name,
+            "atlas_site": name,
             "state": "ACTIVE",
             "status": "online",
             "maxwdir": 14336,
             "timefloor": 0,
             "corecount": 1,
+            "catchall": "",
+            "resource_type": "grid",
             **queue,
         }
         return respond_json(start_response, data, headers=headers)

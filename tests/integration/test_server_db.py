@@ -107,6 +107,8 @@ def test_schedconfig_for_known_queues_only(server):
     data = json.loads(out)
     assert status == 200 and data["nickname"] == "SITE_A" and data["corecount"] == 8
     assert data["state"] == "ACTIVE"
+    # What pilot3 cannot start without (it puts atlas_site in its environment).
+    assert data["atlas_site"] and data["status"] == "online" and data["panda_resource"]
     assert call(server, "GET", "/cache/schedconfig/NOPE.all.json")[0] == 404
 
 
@@ -129,6 +131,47 @@ def test_legacy_pilot_gets_updates_and_finishes_a_job(server, conn):
     assert answer == {"StatusCode": 20}
     status, answer = post_form(server, "/server/panda/getStatus", {"ids": f"{pid},999999"})
     assert answer == {"StatusCode": 0, "status": ["finished", None]}
+
+
+def post_gzip_json(server, path, data, **kw):
+    """Pilot3 3.8 to 3.11's legacy calls (pilot/util/https.py request2): the fields as
+    JSON, gzip-compressed, Content-Type application/json and no Content-Encoding."""
+    body = gzip.compress(json.dumps(data).encode())
+    status, _, out = call(server, "POST", path, body, ctype="application/json", **kw)
+    return status, json.loads(out)
+
+
+def test_pilot3_legacy_gzip_json_gets_updates_and_finishes_a_job(server, conn):
+    (pid,) = jobs.submit(conn, [jobs.NewJob("j", "SITE_A", transformation="run.sh")], USER)
+    status, job = post_gzip_json(
+        server, "/server/panda/getJob",
+        {"siteName": "SITE_A", "node": "wn1", "getProxyKey": False, "mem": 2000}, dn=PILOT,
+    )  # fmt: skip
+    assert status == 200 and job["StatusCode"] == 0 and job["PandaID"] == pid, job
+    for state in ("running", "finished"):
+        status, answer = post_gzip_json(
+            server, "/server/panda/updateJob",
+            {"jobId": pid, "state": state, "attemptNr": 1, "coreCount": 1}, dn=PILOT,
+        )  # fmt: skip
+        assert (status, answer) == (200, {"StatusCode": 0, "command": "NULL"}), (state, answer)
+    assert job_row(conn, pid) == ("finished", 1)
+
+
+def test_status_by_get_as_upstream_answers(server, conn):
+    (pid,) = jobs.submit(conn, [jobs.NewJob("j", "SITE_A")], USER)
+    query = f"job_ids={pid}&job_ids=999999999"
+    status, _, out = call(server, "GET", "/api/v1/job/get_status", dn=USER,
+                          headers={"QUERY_STRING": query})  # fmt: skip
+    answer = json.loads(out)
+    assert status == 200 and answer["success"], answer
+    assert answer["data"] == [
+        {"status": "activated", "command": None},
+        {"status": "unknown", "command": "tobekilled"},
+    ]
+    headers = {"QUERY_STRING": query}
+    assert call(server, "GET", "/api/v1/job/get_status", headers=headers)[0] == 403
+    bad = {"QUERY_STRING": "job_ids=[1,2]"}
+    assert call(server, "GET", "/api/v1/job/get_status", dn=USER, headers=bad)[0] == 400
 
 
 def test_json_pilot_acquires_several_and_sees_a_kill(server, conn):
@@ -254,14 +297,19 @@ def test_bad_input_is_refused_and_nothing_stored(server, conn, path, body, statu
 
 
 def test_gzip_bodies_are_read_and_bombs_refused(server, conn):
-    jobs.submit(conn, [jobs.NewJob("j", "SITE_A")], USER)
+    jobs.submit(conn, [jobs.NewJob(f"j{i}", "SITE_A") for i in range(2)], USER)
     body = gzip.compress(json.dumps({"site_name": "SITE_A"}).encode())
     status, _, out = call(
         server, "POST", "/api/v1/pilot/acquire_jobs", body, dn=PILOT,
         headers={"HTTP_CONTENT_ENCODING": "gzip"},
     )  # fmt: skip
     assert status == 200 and json.loads(out)["success"]
+    # Pilots 3.8 to 3.11: gzip-compressed JSON, application/json, no Content-Encoding.
+    status, _, out = call(server, "POST", "/api/v1/pilot/acquire_jobs", body, dn=PILOT,
+                          ctype="application/json")  # fmt: skip
+    assert status == 200 and json.loads(out)["success"], out
     bomb = gzip.compress(b" " * 100_000)
+    assert call(server, "POST", "/api/v1/pilot/acquire_jobs", bomb, dn=PILOT)[0] == 413
     status, _, _ = call(
         server, "POST", "/api/v1/pilot/acquire_jobs", bomb, dn=PILOT,
         headers={"HTTP_CONTENT_ENCODING": "gzip"},

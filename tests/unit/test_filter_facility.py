@@ -201,9 +201,12 @@ QUEUES = [
 ]  # fmt: skip
 
 
-def test_queue_data_leaves_out_the_factory_keys():
+def test_queue_data_leaves_out_the_factory_keys_and_names_the_site():
     data = facility.queue_data(QUEUES)
-    assert data["A"] == {"corecount": 1} and data["B"] == {"maxtime": 60} and data["C"] == {}
+    assert data["A"] == {"corecount": 1, "atlas_site": "site1"}
+    assert data["B"] == {"maxtime": 60, "atlas_site": "site2.lab.test"} and data["C"] == {}
+    own = facility.queue_data([{**QUEUES[0], "atlas_site": "BNL-ATLAS"}])
+    assert own["A"]["atlas_site"] == "BNL-ATLAS"
 
 
 def test_a_good_placement_has_no_problems():
