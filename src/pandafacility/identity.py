@@ -49,8 +49,11 @@ def _is_load_balancer(environ: dict[str, Any], dn: str, proxy_dns: frozenset[str
 def identify(
     environ: dict[str, Any], proxy_dns: frozenset[str], production_dns: frozenset[str]
 ) -> Identity:
+    """Who is calling: a proxy's DN counts as its owner's (the end-entity DN), so a job
+    submitted with one proxy is the same user's with the next."""
     dn = client_dn(environ, proxy_dns)
-    return Identity(dn=dn, production=member(dn, production_dns))
+    owner = canonical(dn) if dn else None
+    return Identity(dn=owner, production=member(owner, production_dns))
 
 
 def member(dn: str | None, dns: frozenset[str]) -> bool:

@@ -370,9 +370,7 @@ class Server:
         if not identity.authenticated:
             raise HttpError(403, "a client certificate is required")
         statuses = self._statuses(self.id_list(request.query("job_ids"), "job_ids"))
-        return envelope(
-            [{"status": s, "command": None} if s else UNKNOWN_JOB for s in statuses]
-        )
+        return envelope([{"status": s, "command": None} if s else UNKNOWN_JOB for s in statuses])
 
     def kill(self, request: Request, identity: Identity) -> dict[str, Any]:
         if not identity.authenticated:

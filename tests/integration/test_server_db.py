@@ -157,6 +157,24 @@ def test_pilot3_legacy_gzip_json_gets_updates_and_finishes_a_job(server, conn):
     assert job_row(conn, pid) == ("finished", 1)
 
 
+def test_a_proxy_acts_as_its_owner(server, conn):
+    """A job submitted with one proxy belongs to the end-entity DN: killed with the
+    next proxy of the same user, not by anyone else's."""
+    jobs_text = json.dumps([positional(**GOOD)])
+    status, answer = post_json(server, "/api/v1/job/submit", {"jobs": jobs_text},
+                               dn=USER + "/CN=123456")  # fmt: skip
+    assert status == 200 and answer["success"], answer
+    ((pid, _, _),) = answer["data"]
+    conn.commit()
+    with conn.cursor() as cur:
+        cur.execute("SELECT owner_dn FROM jobs WHERE panda_id = %s", (pid,))
+        assert cur.fetchone()["owner_dn"] == USER
+    other = post_json(server, "/api/v1/job/kill", {"job_ids": [pid]}, dn="/DC=test/CN=Eve/CN=1")
+    assert other[1]["data"] == [False]
+    mine = post_json(server, "/api/v1/job/kill", {"job_ids": [pid]}, dn=USER + "/CN=654321")
+    assert mine[1]["data"] == [True]
+
+
 def test_status_by_get_as_upstream_answers(server, conn):
     (pid,) = jobs.submit(conn, [jobs.NewJob("j", "SITE_A")], USER)
     query = f"job_ids={pid}&job_ids=999999999"
