@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "lib"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from pandafacility.factory import FactoryConfig, QueueConfig, submit_description
+from pandafacility.factory import FactoryConfig, PilotCode, QueueConfig, submit_description
 from scenario import add_scenario_options, bring_up, tear_down
 
 SCENARIO = "pilots"
@@ -62,10 +62,11 @@ def factory(host: str, action: str) -> None:
 def description(pilots: int, *, hold: bool = False) -> str:
     queue = QueueConfig("BENCH", f"condor {SITE}@{SITE} {SITE}.mol.panda.test:9618")
     config = FactoryConfig(
-        instance="bench", server="https://unused", pilot_url="http://unused",
+        instance="bench", server="https://unused", pilot_url="https://unused/pilot.tar.gz",
         queues=(queue,), work_dir=WORK,
     )  # fmt: skip
-    text = submit_description(config, queue, pilots)
+    code = PilotCode("https://unused/pilot-0.tar.gz", "0" * 64)  # the executable is /bin/true
+    text = submit_description(config, queue, pilots, code)
     lines = [
         "executable = /bin/true" if line.startswith("executable") else line
         for line in text.splitlines()

@@ -77,8 +77,8 @@ FLOWS = [
     ("site1", "srv1", 25443, False),  # a pilot goes through the VIP only
     ("submit2", "site1", 9618, True),  # any submit host reaches a site's HTCondor
     ("cache1", "site1", 9618, False),
-    ("site2", "cache1", 80, True),  # pilots fetch their code
-    ("db1", "cache1", 80, False),
+    ("site2", "cache1", 443, True),  # pilots fetch their code (HTTPS)
+    ("db1", "cache1", 443, False),
     ("site2", "log1", 8443, True),  # pilots write to the logger
     ("db2", "log1", 8443, False),
 ]
@@ -97,6 +97,7 @@ def test_firewall_is_closed_by_default_and_keeps_the_vip_with_one_holder(converg
     assert run_ok(host, "firewall-cmd --get-default-zone").strip() == "panda"
     assert run_ok(host, "firewall-cmd --state").strip() == "running"
     assert not connects("site1", ADDRESSES["cache1"], 8081)  # the origin: loopback only
+    assert not connects("site1", ADDRESSES["cache1"], 80)  # plain HTTP: loopback only
     assert connects("site1", SERVER_VIP, 25443)
     holders = [lb for lb in ("lb1", "lb2") if SERVER_VIP in run_ok(lab_host(lb), "ip -4 -o addr")]
     assert holders == ["lb1"]
