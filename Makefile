@@ -5,7 +5,11 @@ PY    := $(VENV)/bin/python
 ACT   := source $(VENV)/bin/activate &&
 LAB   := $(ACT) python tools/lab.py
 
-.PHONY: setup deploy lab-up lab-down test lint unit preflight molecule lab-test bench bench-db bench-lb bench-services bench-cache bench-pilots clean
+.PHONY: help setup deploy lab-up lab-down test lint unit preflight molecule lab-test bench bench-db bench-lb bench-services bench-cache bench-pilots clean
+
+## help: these targets, one line each
+help:
+	@sed -n 's/^## \([a-z-]*\): /\1\t/p' $(firstword $(MAKEFILE_LIST)) | expand -t 16
 
 ## setup: project virtualenv with the pinned toolchain, and the collection link
 setup: $(VENV)/.stamp .collections/ansible_collections/panda/facility
@@ -23,8 +27,10 @@ deploy: setup
 	$(LAB) up
 	$(ACT) python tools/sitecheck.py -i inventories/lab
 
+## lab-up: the lab's containers, started, nothing deployed
 lab-up: setup
 	$(LAB) up
+## lab-down: the lab's containers and network removed
 lab-down: setup
 	$(LAB) down
 
@@ -32,21 +38,33 @@ lab-down: setup
 test: setup
 	$(ACT) tools/run-tests
 
+## lint: ruff, vermin (Python 3.9 on hosts), argument specs, changelog, ansible-lint
+## unit: the controller-side tests (filters, package, integration on a test MariaDB)
+## preflight: bad inventories stop site.yml before any host is touched
+## molecule: the molecule scenarios make test runs
+## lab-test: the lab deployed fresh and tested tier by tier
 lint unit preflight molecule lab-test: setup
 	$(ACT) tools/run-tests $@
 
+## bench: the lab's deploy timed: cold converge, no-op run, check-mode run
 bench: setup
 	$(ACT) python bench/converge.py
+## bench-db: primary against replica queries/s, and replication lag under writes
 bench-db: setup
 	$(ACT) python bench/database.py
+## bench-lb: the VIP's cost, the failover gap, requests lost per fault
 bench-lb: setup
 	$(ACT) python bench/loadbalancer.py
+## bench-services: jobs acquired per second and latency, one server against two
 bench-services: setup
 	$(ACT) python bench/services.py
+## bench-cache: pilot code downloads/s from Squid's memory against the origin
 bench-cache: setup
 	$(ACT) python bench/pilot_cache.py
+## bench-pilots: how fast a submit host hands pilots to a site through Condor-G
 bench-pilots: setup
 	$(ACT) python bench/pilots.py
 
+## clean: the lab down, the collection link and caches removed
 clean: lab-down
 	rm -rf .collections .cache
