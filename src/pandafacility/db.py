@@ -4,6 +4,7 @@ template, and one function that opens a connection with them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -23,6 +24,12 @@ class DbSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DbSettings:
+        """The settings; ``password_file`` names a file holding the password (the
+        settings themselves then hold no secret)."""
+        data = dict(data)
+        if "password_file" in data:
+            path = Path(str(data.pop("password_file")))
+            data["password"] = path.read_text().rstrip("\n")
         known = set(cls.__dataclass_fields__)
         unknown = set(data) - known
         if unknown:

@@ -207,8 +207,12 @@ def test_reaper_command_reads_the_server_settings(conn, testdb_settings, tmp_pat
         cur.execute("UPDATE jobs SET heartbeat_time = UTC_TIMESTAMP(6) - INTERVAL 2 HOUR")
     conn.commit()
     factory_reports(conn)
+    # As the role writes them: the password in a file of its own, named.
+    secret = tmp_path / "server-db.password"
+    secret.write_text(testdb_settings["password"] + "\n")
+    database = {k: v for k, v in testdb_settings.items() if k != "password"}
     config = tmp_path / "server.json"
-    config.write_text(json.dumps({"database": testdb_settings}))
+    config.write_text(json.dumps({"database": {**database, "password_file": str(secret)}}))
     assert reaper.main(["--config", str(config), "--silent", "3600"]) == 0
     assert json.loads(capsys.readouterr().out) == {"activated": [gone], "failed": []}
     with pytest.raises(SystemExit):

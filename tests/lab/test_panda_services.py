@@ -113,6 +113,10 @@ def test_apache_runs_the_app_as_the_service_account(converged, name):
     assert "panda" in out, out
     settings = host.file("/etc/panda-facility/server.json")
     assert settings.mode == 0o640 and settings.group == "panda"
+    # The password lives apart (never logged), so --diff can show the settings.
+    assert "password" not in json.loads(settings.content_string)["database"]
+    secret = host.file("/etc/panda-facility/server-db.password")
+    assert (secret.user, secret.group, secret.mode) == ("root", "panda", 0o640)
 
 
 def test_panda_client_submits_and_reads_status(converged, creds, tmp_path):
