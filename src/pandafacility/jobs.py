@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from pandafacility import reports
+
 STATES = ("defined", "activated", "sent", "starting", "running", "finished", "failed", "cancelled")
 FINAL = frozenset({"finished", "failed", "cancelled"})
 ACTIVE = frozenset({"sent", "starting", "running"})
@@ -151,6 +153,7 @@ UPDATABLE = (
     "exe_error_code",
     "exe_error_diag",
     "core_count",
+    *reports.COLUMNS,
 )
 
 
@@ -200,9 +203,10 @@ def update(
             sets.append("heartbeat_time = UTC_TIMESTAMP(6)")
         if state != old:
             sets.append("state_changed_time = UTC_TIMESTAMP(6)")
-        if state == "running":
+        # The pilot's own times when it sent them (the payload's), else the report's.
+        if state == "running" and "start_time" not in values:
             sets.append("start_time = COALESCE(start_time, UTC_TIMESTAMP(6))")
-        if state in FINAL and state != old:
+        if state in FINAL and state != old and "end_time" not in values:
             sets.append("end_time = UTC_TIMESTAMP(6)")
         for key, value in values.items():
             sets.append(f"{key} = %s")

@@ -282,6 +282,13 @@ _COLUMNS = {
     "exeErrorCode": "exe_error_code",
     "exeErrorDiag": "exe_error_diag",
     "prodUserID": "owner_dn",
+    # What the pilot reported at the end (not its log's tail: that is the owner's).
+    "actualCoreCount": "actual_core_count",
+    "cpuConsumptionTime": "cpu_consumption_time",
+    "nEvents": "n_events",
+    "maxRSS": "max_rss",
+    "batchID": "batch_id",
+    "jobMetrics": "job_metrics",
 }
 _TIMES = {
     "creationTime": "creation_time",

@@ -193,12 +193,15 @@ class Monitor:
         rows = self.query("SELECT * FROM jobs WHERE panda_id = %s", (int(raw_id),))
         if not rows:
             raise HttpError(404, f"no job {raw_id}")
-        job = {k: v for k, v in rows[0].items() if k != "spec"}
+        # The tail of the pilot's log, like the log records, is the owner's to read.
+        private = ("spec", "pilot_log")
+        job = {k: v for k, v in rows[0].items() if k not in private}
         history = self.query(
             "SELECT job_status, changed_at FROM job_states WHERE panda_id = %s ORDER BY id",
             (int(raw_id),),
         )
         if self.may_read_records(viewer, str(job["owner_dn"])):
+            job["pilot_log"] = rows[0].get("pilot_log")
             records, log_error = self.log_records(int(raw_id))
         else:
             records, log_error = [], RECORDS_HIDDEN

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pandafacility import dbhealth, jobs, jobspec
+from pandafacility import dbhealth, jobs, jobspec, reports
 from pandafacility.db import DbSettings, connect, unavailable
 from pandafacility.identity import Identity, canonical_dns, identify
 from pandafacility.web import (
@@ -282,13 +282,18 @@ class Server:
     def _report(self, fields: dict[str, Any], names: tuple[str, ...]) -> tuple[int, str, dict, int]:
         """A pilot's report in either protocol; ``names`` are that protocol's field
         names for: job id, state, attempt, node, transformation exit code, pilot error
-        code and pilot error text."""
+        code and pilot error text. The rest it sends is in reports.FIELDS."""
         job_id, state, attempt, node, trans_exit, error_code, error_diag = names
+        try:
+            reported = reports.pilot_values(fields, legacy=job_id == "jobId")
+        except ValueError as exc:
+            raise HttpError(400, str(exc)) from exc
         values = {
             "node": text(fields, node, "", limit=255),
             "trans_exit_code": _optional_int(fields, trans_exit),
             "pilot_error_code": _optional_int(fields, error_code),
-            "pilot_error_diag": text(fields, error_diag, "", limit=500) or None,
+            "pilot_error_diag": str(fields.get(error_diag) or "")[:500] or None,
+            **reported,
         }
         return (
             integer(fields, job_id),

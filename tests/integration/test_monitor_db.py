@@ -158,13 +158,19 @@ def test_log_records_are_the_owners_productions_and_operators(stack, viewer, sho
     conn, monitor = stack["conn"], stack["monitor"]
     (pid,) = jobs.submit(conn, [jobs.NewJob("private", "SITE_A")], OWNER)
     stack["logger"].store([normalise({"message": "secret output", "PandaID": pid}, "wn3")])
+    with conn.cursor() as cur:
+        cur.execute("UPDATE jobs SET pilot_log = 'secret tail' WHERE panda_id = %s", (pid,))
+    conn.commit()
     data = twin(monitor, f"/jobs/{pid}", ssl_env=viewer)
     assert data["job"]["job_name"] == "private"  # the job itself is public
     if shown:
         assert [r["message"] for r in data["records"]] == ["secret output"], data
+        assert data["job"]["pilot_log"] == "secret tail"
     else:
         assert data["records"] == [] and data["log_error"] == RECORDS_HIDDEN
-        assert "secret output" not in get(monitor, f"/jobs/{pid}", ssl_env=viewer)[2]
+        assert "pilot_log" not in data["job"]
+        page = get(monitor, f"/jobs/{pid}", ssl_env=viewer)[2]
+        assert "secret output" not in page and "secret tail" not in page
 
 
 def test_the_logger_refuses_a_monitor_without_its_certificate(stack, pki):

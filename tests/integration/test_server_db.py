@@ -4,6 +4,7 @@ input refused with a 4xx and nothing stored."""
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import io
 import json
@@ -173,6 +174,66 @@ def test_a_proxy_acts_as_its_owner(server, conn):
     assert other[1]["data"] == [False]
     mine = post_json(server, "/api/v1/job/kill", {"job_ids": [pid]}, dn=USER + "/CN=654321")
     assert mine[1]["data"] == [True]
+
+
+def job_columns(conn, pid: int) -> dict:
+    conn.commit()
+    with conn.cursor() as cur:
+        cur.execute("SELECT * FROM jobs WHERE panda_id = %s", (pid,))
+        return cur.fetchone()
+
+
+def test_pilot3s_final_update_is_stored(server, conn):
+    """The fields pilot3 sends with finished (pilot/control/job.py get_data_structure),
+    in the legacy gzip JSON form: stored in the job's columns, the pilot's own times
+    over the server's, texts cut to their columns."""
+    (pid,) = jobs.submit(conn, [jobs.NewJob("j", "SITE_A")], USER)
+    assert post_gzip_json(server, "/server/panda/getJob", {"siteName": "SITE_A"}, dn=PILOT)[1][
+        "PandaID"] == pid  # fmt: skip
+    final = {
+        "jobId": pid, "state": "finished", "attemptNr": 1, "node": "wn7",
+        "transExitCode": 0, "exeErrorCode": 0, "exeErrorDiag": "", "pilotErrorCode": 0,
+        "coreCount": 8, "cpuConsumptionTime": 3600, "cpuConsumptionUnit": "s+AMD EPYC",
+        "nEvents": 500, "maxRSS": 2048000, "batchID": "12345.0", "schedulerID": "f1",
+        "jobMetrics": "coreCount=8 nEvents=500", "pilotLog": "x" * 2000,
+        "startTime": 1796200000.5, "endTime": 1796203600.25, "timestamp": "ignored",
+    }  # fmt: skip
+    status, answer = post_gzip_json(server, "/server/panda/updateJob", final, dn=PILOT)
+    assert (status, answer) == (200, {"StatusCode": 0, "command": "NULL"}), answer
+    row = job_columns(conn, pid)
+    assert row["job_status"] == "finished" and row["node"] == "wn7"
+    assert (row["actual_core_count"], row["cpu_consumption_time"], row["n_events"]) == (
+        8,
+        3600,
+        500,
+    )
+    assert (row["max_rss"], row["batch_id"]) == (2048000, "12345.0")
+    assert row["job_metrics"] == "coreCount=8 nEvents=500" and len(row["pilot_log"]) == 1024
+    utc = datetime.UTC
+    start, end = (datetime.datetime.fromtimestamp(t, utc).replace(tzinfo=None)
+                  for t in (final["startTime"], final["endTime"]))  # fmt: skip
+    assert (row["start_time"], row["end_time"]) == (start, end)
+    assert row["core_count"] is None  # what was asked for stays apart from what was used
+
+
+def test_the_json_apis_update_fields_and_bad_numbers(server, conn):
+    (pid,) = jobs.submit(conn, [jobs.NewJob("j", "SITE_A")], USER)
+    post_json(server, "/api/v1/pilot/acquire_jobs", {"site_name": "SITE_A"}, dn=PILOT)
+    body = {"job_id": pid, "job_status": "running", "attempt_nr": 1, "n_events": "nope"}
+    status, answer = post_json(server, "/api/v1/pilot/update_job", body, dn=PILOT)
+    assert status == 400 and "n_events" in answer["message"]
+    body = {**body, "n_events": 10, "start_time": "2026-12-02 10:00:00", "end_time": "soon",
+            "exe_error_code": 3, "exe_error_diag": "payload said no",
+            "pilot_log": "tail"}  # fmt: skip
+    status, answer = post_json(server, "/api/v1/pilot/update_job", body, dn=PILOT)
+    assert status == 200 and answer["success"], answer
+    row = job_columns(conn, pid)
+    assert (row["n_events"], row["exe_error_code"], row["exe_error_diag"]) == (
+        10, 3, "payload said no")  # fmt: skip
+    assert row["start_time"].isoformat() == "2026-12-02T10:00:00" and row["end_time"] is None
+    described = post_json(server, "/api/v1/job/get_description", {"job_ids": [pid]}, dn=USER)
+    assert described[1]["data"][0]["nEvents"] == 10
+    assert "pilot_log" not in described[1]["data"][0] and "pilotLog" not in described[1]["data"][0]
 
 
 def test_status_by_get_as_upstream_answers(server, conn):

@@ -1,0 +1,75 @@
+"""What a pilot reports besides a job's state, in either protocol: the legacy form's
+camelCase names (pilot3's final updateJob) or the JSON API's snake_case ones, turned
+into the job table's columns. Texts are cut to their column (as upstream caps them),
+numbers must be numbers, and a time that is neither epoch seconds nor
+"YYYY-MM-DD hh:mm:ss" is dropped, as upstream drops it."""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+# (legacy name, JSON API name, column, kind, text limit)
+FIELDS = (
+    ("exeErrorCode", "exe_error_code", "exe_error_code", "int", 0),
+    ("exeErrorDiag", "exe_error_diag", "exe_error_diag", "text", 500),
+    ("coreCount", "core_count", "actual_core_count", "int", 0),
+    ("cpuConsumptionTime", "cpu_consumption_time", "cpu_consumption_time", "int", 0),
+    ("nEvents", "n_events", "n_events", "int", 0),
+    ("maxRSS", "max_rss", "max_rss", "int", 0),
+    ("batchID", "batch_id", "batch_id", "text", 80),
+    ("jobMetrics", "job_metrics", "job_metrics", "text", 500),
+    ("pilotLog", "pilot_log", "pilot_log", "text", 1024),
+    ("startTime", "start_time", "start_time", "time", 0),
+    ("endTime", "end_time", "end_time", "time", 0),
+)
+COLUMNS = tuple(f[2] for f in FIELDS)
+_MAX_INT = 2**62
+_EPOCH_MIN = 946684800  # 2000-01-01: anything earlier is not a job's time
+_LATE = 86400  # a clock a day ahead is wrong, not early
+
+
+def pilot_values(fields: dict[str, Any], legacy: bool) -> dict[str, Any]:
+    """The columns this report sets; absent, empty and "NULL" fields set nothing.
+    ValueError names a field that is not what it must be."""
+    values: dict[str, Any] = {}
+    for legacy_name, api_name, column, kind, limit in FIELDS:
+        name = legacy_name if legacy else api_name
+        raw = fields.get(name)
+        if raw is None or raw == "" or raw == "NULL":
+            continue
+        if kind == "text":
+            values[column] = str(raw)[:limit]
+        elif kind == "int":
+            values[column] = _number(name, raw)
+        else:
+            moment = _time(raw)
+            if moment is not None:
+                values[column] = moment
+    return values
+
+
+def _number(name: str, raw: Any) -> int:
+    try:
+        value = float(raw) if not isinstance(raw, bool) else math.nan
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or abs(value) >= _MAX_INT:
+        raise ValueError(f"{name} must be a number, not {str(raw)[:40]!r}")
+    return int(value)
+
+
+def _time(raw: Any) -> datetime | None:
+    """Epoch seconds (what pilot3 sends) or upstream's text form, as naive UTC."""
+    try:
+        seconds = float(raw)
+    except (TypeError, ValueError):
+        try:
+            return datetime.strptime(str(raw), "%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            return None
+    if not _EPOCH_MIN <= seconds <= time.time() + _LATE:
+        return None
+    return datetime.fromtimestamp(seconds, timezone.utc).replace(tzinfo=None)
