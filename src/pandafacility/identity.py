@@ -14,6 +14,7 @@ from typing import Any
 
 LB_DN_HEADER = "HTTP_X_SSL_CLIENT_S_DN"
 LB_VERIFY_HEADER = "HTTP_X_SSL_CLIENT_VERIFY"
+LB_ISSUER_HEADER = "HTTP_X_SSL_CLIENT_I_DN"
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,27 @@ def client_dn(environ: dict[str, Any], proxy_dns: frozenset[str]) -> str | None:
     return None
 
 
+def client_issuer(environ: dict[str, Any], proxy_dns: frozenset[str]) -> str | None:
+    """The issuer DN of the certificate client_dn names (from the load balancer's
+    header when it speaks for its client)."""
+    dn = client_dn(environ, proxy_dns)
+    if dn is None:
+        return None
+    if dn != environ.get("SSL_CLIENT_S_DN"):  # the load balancer's client
+        return environ.get(LB_ISSUER_HEADER)
+    return environ.get("SSL_CLIENT_I_DN")
+
+
+def owner_dn(dn: str, issuer: str | None) -> str:
+    """The end-entity DN a certificate acts for. An RFC 3820 proxy is issued by its
+    owner (or by another proxy of it) and named after it plus one CN: it acts for the
+    owner. Any other certificate, even one whose DN ends in /CN=<digits>, is its own."""
+    bare = canonical(dn)
+    if bare != dn and issuer and canonical(issuer) == bare:
+        return bare
+    return dn
+
+
 def _is_load_balancer(environ: dict[str, Any], dn: str, proxy_dns: frozenset[str]) -> bool:
     issuer = environ.get("SSL_CLIENT_I_DN")
     return dn in proxy_dns and bool(issuer) and issuer == environ.get("SSL_SERVER_I_DN")
@@ -49,10 +71,10 @@ def _is_load_balancer(environ: dict[str, Any], dn: str, proxy_dns: frozenset[str
 def identify(
     environ: dict[str, Any], proxy_dns: frozenset[str], production_dns: frozenset[str]
 ) -> Identity:
-    """Who is calling: a proxy's DN counts as its owner's (the end-entity DN), so a job
+    """Who is calling: a proxy counts as its owner (the end-entity DN), so a job
     submitted with one proxy is the same user's with the next."""
     dn = client_dn(environ, proxy_dns)
-    owner = canonical(dn) if dn else None
+    owner = owner_dn(dn, client_issuer(environ, proxy_dns)) if dn else None
     return Identity(dn=owner, production=member(owner, production_dns))
 
 

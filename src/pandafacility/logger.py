@@ -9,9 +9,10 @@ Who may do what is by verified client certificate (a proxy counts as its owner):
 records come only from the facility's own identities (the pilots' production DN and
 any listed writer), and each source (certificate DN at a network address) stores at
 most ``source_limit`` records per ``source_window`` seconds, beyond which it is answered
-429. Records are read only by the monitors (which show a job's records to its owner,
-production and operators) and by production and the operators themselves: a payload's
-output is nobody else's to read.
+429 (a single batch larger than the bound, 413). Records are read only by the monitors
+(which show a job's records to its owner and their readers) and by the listed readers
+(operators), never by a writer: pilots carry their certificate where payloads run, so
+a payload's output is nobody else's to read.
 
     GET  /logger/logger/query?name=...&levelname=...&message=...&PandaID=...
     POST /logger/logger/query   [{"headers": {...}, "body": "<record as JSON>"}, ...]
@@ -74,7 +75,7 @@ class LoggerConfig:
     # Canonical DNs (identity.canonical_dns): who may store records, who may read them.
     writer_dns: frozenset[str] = frozenset()
     reader_dns: frozenset[str] = frozenset()
-    source_limit: int = 600
+    source_limit: int = 1000
     source_window: float = 60.0
 
     @classmethod
@@ -87,7 +88,7 @@ class LoggerConfig:
             instance=data.get("instance") or socket.gethostname(),
             writer_dns=canonical_dns(data.get("writer_dns", [])),
             reader_dns=canonical_dns(data.get("reader_dns", [])),
-            source_limit=int(data.get("source_limit", 600)),
+            source_limit=int(data.get("source_limit", 1000)),
             source_window=float(data.get("source_window", 60)),
         )
 
@@ -166,6 +167,8 @@ class Logger:
             "SELECT window_start, stored FROM sources WHERE source = ?", (source,)
         ).fetchone()
         stored = row["stored"] if row is not None and row["window_start"] == start else 0
+        if n > self.config.source_limit:  # no wait would let it in
+            raise HttpError(413, f"at most {self.config.source_limit} records per request")
         if stored + n > self.config.source_limit:
             wait = str(max(1, int(start + window - time.time()) + 1))
             raise HttpError(
@@ -225,7 +228,7 @@ class Logger:
             if request.path == "/logger/records" and request.method == "GET":
                 if not member(dn, self.config.reader_dns):
                     raise HttpError(
-                        403, "records are read through the monitor, by production or operators"
+                        403, "records are read through the monitor, or by the operators"
                     )
                 query = parse_qs(str(environ.get("QUERY_STRING", "")))
                 panda_id = _number((query.get("panda_id") or [""])[-1], int)

@@ -6,8 +6,8 @@ Pages: / (jobs by state and queue), /jobs (list), /jobs/<PandaID> (detail and it
 records from the logger), /servers (each server's isAlive), /pilots (what the pilot
 factories report per queue), /plots/states (job states over the past week).
 
-A job's log records carry its payload's output: they are shown to the job's owner, to
-production and to the operators, identified by the client certificate (through the
+A job's log records carry its payload's output: they are shown to the job's owner and
+to the readers (operators), identified by the client certificate (through the
 load balancer's header, which identity.client_dn believes only from a load balancer's
 own certificate). The monitor reads them from the logger with a certificate of its own.
 """
@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from pandafacility.db import DbSettings
-from pandafacility.identity import canonical, canonical_dns, client_dn, member
+from pandafacility.identity import canonical_dns, identify, member
 from pandafacility.jobs import STATES
 from pandafacility.plot import line_plot
 from pandafacility.server import Connections
@@ -41,7 +41,7 @@ from pandafacility.web import (
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "monitor"
 PROBE_TIMEOUT = 2.0
-RECORDS_HIDDEN = "log records are shown to the job's owner, production and operators"
+RECORDS_HIDDEN = "log records are shown to the job's owner and the operators"
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,9 @@ class MonitorConfig:
     # The monitor's own certificate and key, presented to the logger.
     client_cert: str = ""
     client_key: str = ""
-    # Load balancers' certificate DNs; canonical DNs of production and the operators.
+    # Load balancers' certificate DNs; canonical DNs of who reads every job's records.
     trusted_proxy_dns: frozenset[str] = frozenset()
-    production_dns: frozenset[str] = frozenset()
-    operator_dns: frozenset[str] = frozenset()
+    reader_dns: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, path: Path) -> MonitorConfig:
@@ -73,8 +72,7 @@ class MonitorConfig:
             client_cert=data.get("client_cert", ""),
             client_key=data.get("client_key", ""),
             trusted_proxy_dns=frozenset(data.get("trusted_proxy_dns", [])),
-            production_dns=canonical_dns(data.get("production_dns", [])),
-            operator_dns=canonical_dns(data.get("operator_dns", [])),
+            reader_dns=canonical_dns(data.get("reader_dns", [])),
         )
 
 
@@ -116,7 +114,7 @@ class Monitor:
             raise HttpError(405, "the monitor only reads")
         path = request.path.rstrip("/") or "/"
         if path.startswith("/jobs/"):
-            viewer = client_dn(request.environ, self.config.trusted_proxy_dns)
+            viewer = identify(request.environ, self.config.trusted_proxy_dns, frozenset()).dn
             return self.job_detail(path.removeprefix("/jobs/"), viewer)
         handlers = {
             "/": self.summary,
@@ -179,13 +177,8 @@ class Monitor:
         return "jobs.html", {"jobs": rows, "state": state, "site": site}
 
     def may_read_records(self, viewer: str | None, owner: str) -> bool:
-        """The job's owner (a proxy counts as its owner), production, operators."""
-        config = self.config
-        return viewer is not None and (
-            canonical(viewer) == canonical(owner)
-            or member(viewer, config.production_dns)
-            or member(viewer, config.operator_dns)
-        )
+        """The job's owner (``viewer`` is a proxy's owner already) and the readers."""
+        return viewer is not None and (viewer == owner or member(viewer, self.config.reader_dns))
 
     def job_detail(self, raw_id: str, viewer: str | None = None) -> tuple[str, dict]:
         if not raw_id.isdigit():

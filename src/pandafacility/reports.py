@@ -1,8 +1,9 @@
 """What a pilot reports besides a job's state, in either protocol: the legacy form's
 camelCase names (pilot3's final updateJob) or the JSON API's snake_case ones, turned
-into the job table's columns. Texts are cut to their column (as upstream caps them),
-numbers must be numbers, and a time that is neither epoch seconds nor
-"YYYY-MM-DD hh:mm:ss" is dropped, as upstream drops it."""
+into the job table's columns. Texts are cut to their column (as upstream caps them);
+a number that is not one, and a time that is neither epoch seconds nor
+"YYYY-MM-DD hh:mm:ss" within sane bounds, is dropped (as upstream drops such times),
+never the report: a pilot's final state must not be lost to a bad metric."""
 
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ _LATE = 86400  # a clock a day ahead is wrong, not early
 
 
 def pilot_values(fields: dict[str, Any], legacy: bool) -> dict[str, Any]:
-    """The columns this report sets; absent, empty and "NULL" fields set nothing.
-    ValueError names a field that is not what it must be."""
+    """The columns this report sets; absent, empty, "NULL" and malformed fields set
+    nothing."""
     values: dict[str, Any] = {}
     for legacy_name, api_name, column, kind, limit in FIELDS:
         name = legacy_name if legacy else api_name
@@ -43,7 +44,9 @@ def pilot_values(fields: dict[str, Any], legacy: bool) -> dict[str, Any]:
         if kind == "text":
             values[column] = str(raw)[:limit]
         elif kind == "int":
-            values[column] = _number(name, raw)
+            number = _number(raw)
+            if number is not None:
+                values[column] = number
         else:
             moment = _time(raw)
             if moment is not None:
@@ -51,13 +54,13 @@ def pilot_values(fields: dict[str, Any], legacy: bool) -> dict[str, Any]:
     return values
 
 
-def _number(name: str, raw: Any) -> int:
+def _number(raw: Any) -> int | None:
     try:
         value = float(raw) if not isinstance(raw, bool) else math.nan
     except (TypeError, ValueError):
-        value = math.nan
+        return None
     if not math.isfinite(value) or abs(value) >= _MAX_INT:
-        raise ValueError(f"{name} must be a number, not {str(raw)[:40]!r}")
+        return None
     return int(value)
 
 
@@ -67,9 +70,10 @@ def _time(raw: Any) -> datetime | None:
         seconds = float(raw)
     except (TypeError, ValueError):
         try:
-            return datetime.strptime(str(raw), "%Y-%m-%d %H:%M:%S")
+            moment = datetime.strptime(str(raw), "%Y-%m-%d %H:%M:%S")
         except ValueError:
             return None
+        seconds = moment.replace(tzinfo=timezone.utc).timestamp()
     if not _EPOCH_MIN <= seconds <= time.time() + _LATE:
         return None
     return datetime.fromtimestamp(seconds, timezone.utc).replace(tzinfo=None)

@@ -284,10 +284,7 @@ class Server:
         names for: job id, state, attempt, node, transformation exit code, pilot error
         code and pilot error text. The rest it sends is in reports.FIELDS."""
         job_id, state, attempt, node, trans_exit, error_code, error_diag = names
-        try:
-            reported = reports.pilot_values(fields, legacy=job_id == "jobId")
-        except ValueError as exc:
-            raise HttpError(400, str(exc)) from exc
+        reported = reports.pilot_values(fields, legacy=job_id == "jobId")
         values = {
             "node": text(fields, node, "", limit=255),
             "trans_exit_code": _optional_int(fields, trans_exit),
@@ -371,11 +368,12 @@ class Server:
 
     def get_status_by_get(self, request: Request, identity: Identity) -> dict[str, Any]:
         """Upstream's form: GET ?job_ids=1&job_ids=2 with a certificate; per id, in
-        order, {"status", "command"}, an unknown job "unknown" and "tobekilled"."""
+        order, {"status", "command"}: "tobekilled" for a cancelled job, and an unknown
+        one is "unknown"."""
         if not identity.authenticated:
             raise HttpError(403, "a client certificate is required")
         statuses = self._statuses(self.id_list(request.query("job_ids"), "job_ids"))
-        return envelope([{"status": s, "command": None} if s else UNKNOWN_JOB for s in statuses])
+        return envelope([_status_answer(s) for s in statuses])
 
     def kill(self, request: Request, identity: Identity) -> dict[str, Any]:
         if not identity.authenticated:
@@ -435,6 +433,14 @@ class Server:
             **queue,
         }
         return respond_json(start_response, data, headers=headers)
+
+
+def _status_answer(status: str | None) -> dict[str, Any]:
+    """A job's status as upstream's get_status answers it: a cancelled or unknown
+    job's pilot is told to kill the payload."""
+    if status is None:
+        return UNKNOWN_JOB
+    return {"status": status, "command": "tobekilled" if status == "cancelled" else None}
 
 
 def _optional_int(fields: dict[str, Any], key: str) -> int | None:

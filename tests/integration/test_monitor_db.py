@@ -64,8 +64,7 @@ def stack(testdb_settings, tmp_path_factory, serve_tls, pki):
             ca_file=str(pki["ca"]),
             client_cert=str(pki["monitor"]),
             trusted_proxy_dns=frozenset([LB]),
-            production_dns=canonical_dns([PILOT_DN]),
-            operator_dns=canonical_dns([OPERATOR]),
+            reader_dns=canonical_dns([OPERATOR]),
         )
     )
     yield {"conn": conn, "monitor": monitor, "logger": logger}
@@ -94,13 +93,14 @@ def by_cert(dn):
     return {"SSL_CLIENT_VERIFY": "SUCCESS", "SSL_CLIENT_S_DN": dn}
 
 
-def through_lb(dn):
+def through_lb(dn, issuer="/DC=test/CN=Grid CA"):
     """The environ of a client the load balancer identified (its own certificate)."""
     return {
         **by_cert(LB),
         "SSL_CLIENT_I_DN": "/CN=Facility CA",
         "SSL_SERVER_I_DN": "/CN=Facility CA",
         "HTTP_X_SSL_CLIENT_S_DN": dn,
+        "HTTP_X_SSL_CLIENT_I_DN": issuer,
         "HTTP_X_SSL_CLIENT_VERIFY": "SUCCESS",
     }
 
@@ -138,7 +138,7 @@ def test_job_detail_shows_its_log_records(stack):
     stack["logger"].store([normalise(record, "wn3")])
     status, _, page = get(monitor, f"/jobs/{pid}", ssl_env=by_cert(OWNER))
     assert status == 200 and "payload started" in page and "wn3" in page
-    data = twin(monitor, f"/jobs/{pid}", ssl_env=through_lb(OWNER + "/CN=proxy"))
+    data = twin(monitor, f"/jobs/{pid}", ssl_env=through_lb(OWNER + "/CN=4711", OWNER))
     assert (
         data["job"]["job_name"] == "logged" and data["records"][0]["message"] == "payload started"
     )
@@ -150,11 +150,14 @@ def test_job_detail_shows_its_log_records(stack):
 @pytest.mark.parametrize(
     ("viewer", "shown"),
     [(None, False), (by_cert("/DC=test/CN=Someone Else"), False), (by_cert(LB), False),
-     (by_cert(PILOT_DN), True), (through_lb(OPERATOR), True),
+     # The pilots' certificate travels to the worker nodes: a payload could use it.
+     (by_cert(PILOT_DN), False), (through_lb(OPERATOR), True), (by_cert(OPERATOR), True),
+     # A certificate named like the owner's proxy but issued by a CA is not the owner.
+     (through_lb(OWNER + "/CN=12"), False),
      # A header the load balancer did not set (no load balancer's certificate) names nobody.
      ({"HTTP_X_SSL_CLIENT_S_DN": OWNER, "HTTP_X_SSL_CLIENT_VERIFY": "SUCCESS"}, False)],
 )  # fmt: skip
-def test_log_records_are_the_owners_productions_and_operators(stack, viewer, shown):
+def test_log_records_are_the_owners_and_the_operators(stack, viewer, shown):
     conn, monitor = stack["conn"], stack["monitor"]
     (pid,) = jobs.submit(conn, [jobs.NewJob("private", "SITE_A")], OWNER)
     stack["logger"].store([normalise({"message": "secret output", "PandaID": pid}, "wn3")])

@@ -162,17 +162,25 @@ def test_a_proxy_acts_as_its_owner(server, conn):
     """A job submitted with one proxy belongs to the end-entity DN: killed with the
     next proxy of the same user, not by anyone else's."""
     jobs_text = json.dumps([positional(**GOOD)])
+    proxy_of = {"SSL_CLIENT_I_DN": USER}  # a proxy is issued by its owner
     status, answer = post_json(server, "/api/v1/job/submit", {"jobs": jobs_text},
-                               dn=USER + "/CN=123456")  # fmt: skip
+                               dn=USER + "/CN=123456", headers=proxy_of)  # fmt: skip
     assert status == 200 and answer["success"], answer
     ((pid, _, _),) = answer["data"]
     conn.commit()
     with conn.cursor() as cur:
         cur.execute("SELECT owner_dn FROM jobs WHERE panda_id = %s", (pid,))
         assert cur.fetchone()["owner_dn"] == USER
-    other = post_json(server, "/api/v1/job/kill", {"job_ids": [pid]}, dn="/DC=test/CN=Eve/CN=1")
+    eve = {"SSL_CLIENT_I_DN": "/DC=test/CN=Eve"}
+    other = post_json(server, "/api/v1/job/kill", {"job_ids": [pid]}, dn="/DC=test/CN=Eve/CN=1",
+                      headers=eve)  # fmt: skip
     assert other[1]["data"] == [False]
-    mine = post_json(server, "/api/v1/job/kill", {"job_ids": [pid]}, dn=USER + "/CN=654321")
+    # A CA's certificate whose DN ends in digits is its own, not USER's (its issuer is
+    # the CA, not USER).
+    lookalike = post_json(server, "/api/v1/job/kill", {"job_ids": [pid]}, dn=USER + "/CN=7")
+    assert lookalike[1]["data"] == [False]
+    mine = post_json(server, "/api/v1/job/kill", {"job_ids": [pid]}, dn=USER + "/CN=654321",
+                     headers=proxy_of)  # fmt: skip
     assert mine[1]["data"] == [True]
 
 
@@ -216,12 +224,17 @@ def test_pilot3s_final_update_is_stored(server, conn):
     assert row["core_count"] is None  # what was asked for stays apart from what was used
 
 
-def test_the_json_apis_update_fields_and_bad_numbers(server, conn):
+def test_the_json_apis_update_fields_and_malformed_ones(server, conn):
     (pid,) = jobs.submit(conn, [jobs.NewJob("j", "SITE_A")], USER)
     post_json(server, "/api/v1/pilot/acquire_jobs", {"site_name": "SITE_A"}, dn=PILOT)
-    body = {"job_id": pid, "job_status": "running", "attempt_nr": 1, "n_events": "nope"}
+    # A malformed metric is dropped, never the report: the state must not be lost.
+    body = {"job_id": pid, "job_status": "running", "attempt_nr": 1, "n_events": "nope",
+            "max_rss": "1e400", "start_time": "1900-01-01 00:00:00"}  # fmt: skip
     status, answer = post_json(server, "/api/v1/pilot/update_job", body, dn=PILOT)
-    assert status == 400 and "n_events" in answer["message"]
+    assert status == 200 and answer["success"], answer
+    row = job_columns(conn, pid)
+    assert row["job_status"] == "running" and row["n_events"] is None and row["max_rss"] is None
+    assert row["start_time"].year >= 2026  # the server's own time, not 1900
     body = {**body, "n_events": 10, "start_time": "2026-12-02 10:00:00", "end_time": "soon",
             "exe_error_code": 3, "exe_error_diag": "payload said no",
             "pilot_log": "tail"}  # fmt: skip
@@ -249,6 +262,9 @@ def test_status_by_get_as_upstream_answers(server, conn):
     ]
     headers = {"QUERY_STRING": query}
     assert call(server, "GET", "/api/v1/job/get_status", headers=headers)[0] == 403
+    jobs.kill(conn, [pid], USER, False)
+    status, _, out = call(server, "GET", "/api/v1/job/get_status", dn=USER, headers=headers)
+    assert json.loads(out)["data"][0] == {"status": "cancelled", "command": "tobekilled"}
     bad = {"QUERY_STRING": "job_ids=[1,2]"}
     assert call(server, "GET", "/api/v1/job/get_status", dn=USER, headers=bad)[0] == 400
 

@@ -28,6 +28,7 @@ SERVERS = ["srv1", "srv2"]
 SERVER_VIP, MONITOR_VIP = "172.28.10.100", "172.28.10.101"
 USER_DN = "/DC=test/DC=panda/CN=Test User"
 PILOT_DN = "/DC=test/DC=panda/OU=Robots/CN=lab pilot"
+OPERATOR_DN = "/DC=test/DC=panda/CN=Lab Operator"  # inventories/lab: facility_operator_dns
 # The lab's queue whose factory is drained (max_idle 0): tests play its pilots by hand.
 HAND_QUEUE = "LAB_HAND"
 

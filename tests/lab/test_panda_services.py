@@ -29,6 +29,7 @@ from labhosts import (
     CA_KEY,
     DOMAIN,
     HAND_QUEUE,
+    OPERATOR_DN,
     PILOT_DN,
     ROOT,
     SERVERS,
@@ -45,6 +46,7 @@ def creds(tmp_path_factory) -> dict[str, Path]:
     return {
         "user": testpki.user_pem(USER_DN, ca, d / "user.pem"),
         "pilot": testpki.user_pem(PILOT_DN, ca, d / "pilot.pem"),
+        "operator": testpki.user_pem(OPERATOR_DN, ca, d / "operator.pem"),
     }
 
 
@@ -262,9 +264,11 @@ def test_logger_keeps_its_records_to_the_service_account(converged, creds):
     assert data.user == "panda" and data.mode == 0o750
     assert get("log1", 8443, "/logger/records?panda_id=1")[0] == 403
     assert get("log1", 8443, "/logger/records?panda_id=1", creds["user"])[0] == 403
-    assert get("log1", 8443, "/logger/records?panda_id=1", creds["pilot"])[0] == 200
+    # The pilots write; they never read (their certificate is where payloads run).
+    assert get("log1", 8443, "/logger/records?panda_id=1", creds["pilot"])[0] == 403
+    assert get("log1", 8443, "/logger/records?panda_id=1", creds["operator"])[0] == 200
     assert host.file("/var/lib/panda-logger/records.sqlite").user == "panda"
-    assert get("log1", 8443, "/logger/records?panda_id=oops", creds["pilot"])[0] == 400
+    assert get("log1", 8443, "/logger/records?panda_id=oops", creds["operator"])[0] == 400
     # The monitor's own certificate and key belong to the service account alone.
     key = lab_host("srv1").file("/etc/panda-facility/monitor/client.key")
     assert key.user == "panda" and key.mode == 0o600

@@ -27,7 +27,7 @@ from labhosts import (
     DOMAIN,
     INVENTORY,
     LOGS,
-    PILOT_DN,
+    OPERATOR_DN,
     SERVER_VIP,
     USER_DN,
     exec_in,
@@ -249,9 +249,9 @@ def test_pilots_finish_jobs_of_both_queues_and_log_their_payload(converged, serv
     ids = run_jobs(server, list(QUEUES))
     context = ssl.create_default_context(cafile=str(CA_CERT))
     context.check_hostname = False  # the logger by address; its certificate is verified
-    # Production reads every job's records.
+    # The operators read every job's records.
     ca = testpki.load_ca(CA_CERT, CA_KEY)
-    context.load_cert_chain(str(testpki.user_pem(PILOT_DN, ca, tmp_path / "pilot.pem")))
+    context.load_cert_chain(str(testpki.user_pem(OPERATOR_DN, ca, tmp_path / "op.pem")))
     url = f"https://{ADDRESSES['log1']}:8443/logger/records?panda_id={ids[1]}"
     with urllib.request.urlopen(url, context=context, timeout=10) as answer:
         records = json.load(answer)["data"]

@@ -29,7 +29,7 @@ def logger(tmp_path):
             instance="log-test",
             max_records=50,
             writer_dns=canonical_dns([PILOT]),
-            reader_dns=canonical_dns([MONITOR, OPERATOR, PILOT]),
+            reader_dns=canonical_dns([MONITOR, OPERATOR]),
         )
     )
 
@@ -172,8 +172,8 @@ def test_a_pilots_proxy_writes_as_its_owner(logger):
 
 
 @pytest.mark.parametrize(("dn", "status"), [("", 403), (USER, 403), (OPERATOR, 200),
-                                            (PILOT, 200), (MONITOR, 200)])  # fmt: skip
-def test_records_are_read_by_monitors_production_and_operators(logger, dn, status):
+                                            (PILOT, 403), (MONITOR, 200)])  # fmt: skip
+def test_records_are_read_by_monitors_and_operators_never_pilots(logger, dn, status):
     assert call(logger, "GET", "/logger/records", "panda_id=1", dn=dn)[0] == status
 
 
@@ -196,3 +196,11 @@ def test_each_source_is_bounded(tmp_path):
     other = call(app, "POST", "/logger/logger/query", body=batch.encode(), addr="192.0.2.8")
     assert other[0] == 200
     assert len(records(app, 4)) == 40
+
+
+def test_a_batch_over_the_bound_is_too_large_not_too_early(tmp_path):
+    app = Logger(LoggerConfig(database=tmp_path / "l.sqlite", writer_dns=canonical_dns([PILOT]),
+                              source_limit=10))  # fmt: skip
+    batch = json.dumps([{"body": json.dumps({"msg": str(i), "PandaID": 4})} for i in range(11)])
+    status, headers, _ = call(app, "POST", "/logger/logger/query", body=batch.encode())
+    assert status == 413 and "Retry-After" not in headers

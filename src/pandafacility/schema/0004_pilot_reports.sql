@@ -1,6 +1,6 @@
 -- What pilots report at the end of a job besides its state (pilot3's final update):
 -- the cores it used, CPU time, events, memory, the batch job, its metrics and the tail
--- of the pilot's log (shown only to the job's owner, production and operators).
+-- of the pilot's log (shown only to the job's owner and the monitor's readers).
 ALTER TABLE jobs
     ADD COLUMN IF NOT EXISTS actual_core_count INT NULL,
     ADD COLUMN IF NOT EXISTS cpu_consumption_time BIGINT NULL,
