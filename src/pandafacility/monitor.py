@@ -2,9 +2,11 @@
 (the same path with ?format=json), each naming in its footer the backend that served
 it - the papers' label for finding which instance behind the VIP answered.
 
-Pages: / (jobs by state and queue), /jobs (list), /jobs/<PandaID> (detail and its log
-records from the logger), /servers (each server's isAlive), /pilots (what the pilot
-factories report per queue), /plots/states (job states over the past week).
+Pages: / (jobs by state and queue), /jobs (list, filtered by jobfilter's parameters),
+/jobs/<PandaID> (detail and its log records from the logger), /errors (the commonest
+error codes per queue over a window, each linked to its jobs), /servers (each server's
+isAlive), /pilots (what the pilot factories report per queue), /plots/states (job
+states over the past week).
 
 A job's log records carry its payload's output: they are shown to the job's owner and
 to the readers (operators), identified by the client certificate (through the
@@ -19,7 +21,7 @@ import socket
 import ssl
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from urllib.parse import parse_qs, urlencode
 
 from pandafacility.db import DbSettings
 from pandafacility.identity import canonical_dns, identify, member
+from pandafacility.jobfilter import ERROR_CODES, FilterError, JobFilter
 from pandafacility.jobs import STATES
 from pandafacility.plot import line_plot
 from pandafacility.server import Connections
@@ -119,6 +122,7 @@ class Monitor:
         handlers = {
             "/": self.summary,
             "/jobs": lambda: self.job_list(query),
+            "/errors": lambda: self.errors(query),
             "/servers": self.servers,
             "/pilots": self.pilots,
             "/plots/states": self.state_plot,
@@ -156,25 +160,41 @@ class Monitor:
         return "summary.html", {"states": list(STATES), "queues": table, "totals": totals}
 
     def job_list(self, query: dict[str, list[str]]) -> tuple[str, dict]:
-        state = (query.get("state") or [""])[-1]
-        site = (query.get("site") or [""])[-1]
-        if state and state not in STATES:
-            raise HttpError(400, f"unknown state {state[:40]!r}")
-        where, args = [], []
-        if state:
-            where.append("job_status = %s")
-            args.append(state)
-        if site:
-            where.append("computing_site = %s")
-            args.append(site[:128])
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        filt = _filter(query)
+        where, args = filt.where()
         rows = self.query(
             "SELECT panda_id, job_name, computing_site, job_status, current_priority,"
-            f" attempt_nr, modification_time FROM jobs {clause}"
-            " ORDER BY panda_id DESC LIMIT %s",
+            " attempt_nr, modification_time, owner_dn, pilot_error_code, exe_error_code,"
+            f" trans_exit_code FROM jobs {where} ORDER BY panda_id DESC LIMIT %s",
             (*args, self.config.page_size),
         )
-        return "jobs.html", {"jobs": rows, "state": state, "site": site}
+        for row in rows:
+            row["user"] = _user_name(str(row.pop("owner_dn")))
+        return "jobs.html", {
+            "jobs": rows, "state": filt.state, "site": filt.queue, "user": filt.user,
+            "hours": filt.hours, "codes": dict(filt.codes),
+        }  # fmt: skip
+
+    def errors(self, query: dict[str, list[str]]) -> tuple[str, dict]:
+        """Failed jobs' commonest error codes per queue over the window (24 h unless
+        hours= or days= says), pilot and payload apart; each count links to its jobs."""
+        filt = replace(_filter(query, 24), state="failed")
+        where, args = filt.where()
+        kinds = {}
+        for name, column in ERROR_CODES.items():
+            sample = "MAX(pilot_error_diag)" if name == "pilot_error" else "NULL"
+            rows = self.query(
+                f"SELECT computing_site AS queue, {column} AS code, COUNT(*) AS n,"
+                f" {sample} AS sample FROM jobs {where} AND {column} IS NOT NULL"
+                f" AND {column} <> 0 GROUP BY computing_site, {column}"
+                " ORDER BY n DESC, queue, code LIMIT 100",
+                tuple(args),
+            )
+            for row in rows:
+                row["n"] = int(row["n"])
+                row["link"] = filt.link(queue=row["queue"], **{name: row["code"]})
+            kinds[name] = rows
+        return "errors.html", {"hours": filt.hours, "queue": filt.queue, "errors": kinds}
 
     def may_read_records(self, viewer: str | None, owner: str) -> bool:
         """The job's owner (``viewer`` is a proxy's owner already) and the readers."""
@@ -300,6 +320,19 @@ class Monitor:
         svg = line_plot(series, labels, title)
         return "plot.html", {"svg": svg, "queue": queue, "times": labels, "series": series,
                              "title": title}  # fmt: skip
+
+
+def _filter(query: dict[str, list[str]], default_hours: int = 0) -> JobFilter:
+    try:
+        return JobFilter.parse(query, default_hours)
+    except FilterError as exc:
+        raise HttpError(400, str(exc)) from exc
+
+
+def _user_name(dn: str) -> str:
+    """The first common name of a DN (the person), as job lists show users."""
+    names = [part[3:] for part in dn.split("/") if part.startswith("CN=")]
+    return names[0] if names else dn
 
 
 # The mod_wsgi entry point: one Monitor per process, built on the first request.

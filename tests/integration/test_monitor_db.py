@@ -189,6 +189,69 @@ def test_the_logger_refuses_a_monitor_without_its_certificate(stack, pki):
     assert data["records"] == [] and "403" in data["log_error"], data
 
 
+def fail(conn, pid: int, hours_ago: float = 0, **codes: int) -> None:
+    """Put a job in failed with these error codes, its last change ``hours_ago``."""
+    sets = ", ".join(f"{k} = %s" for k in codes)
+    with conn.cursor() as cur:
+        cur.execute(
+            f"UPDATE jobs SET job_status = 'failed', {sets}, modification_time ="
+            " UTC_TIMESTAMP(6) - INTERVAL %s SECOND WHERE panda_id = %s",
+            (*codes.values(), int(hours_ago * 3600), pid),
+        )
+    conn.commit()
+
+
+def test_job_list_filters_as_operators_type_them(stack):
+    conn, monitor = stack["conn"], stack["monitor"]
+    mine = jobs.submit(conn, [jobs.NewJob(f"f{i}", "SITE_F") for i in range(3)],
+                       "/DC=test/CN=Filter User_1%")  # fmt: skip
+    (theirs,) = jobs.submit(conn, [jobs.NewJob("g", "SITE_F")], "/DC=test/CN=Other")
+    fail(conn, mine[0], pilot_error_code=1305)
+    fail(conn, mine[1], hours_ago=50, pilot_error_code=1305)
+
+    def ids(query):
+        return [j["panda_id"] for j in twin(monitor, "/jobs", query)["jobs"]]
+
+    assert ids("queue=SITE_F") == [theirs, *reversed(mine)]
+    assert ids("site=SITE_F&user=Filter") == list(reversed(mine))
+    # LIKE's wildcards in a user's text are its characters, not wildcards.
+    assert ids("queue=SITE_F&user=User_1%25") == list(reversed(mine))
+    assert ids("queue=SITE_F&user=User%1") == []
+    assert ids("queue=SITE_F&state=failed&hours=24") == [mine[0]]
+    assert ids("queue=SITE_F&state=failed&days=3") == [mine[1], mine[0]]
+    assert ids("queue=SITE_F&pilot_error=1305") == [mine[1], mine[0]]
+    row = twin(monitor, "/jobs", "queue=SITE_F&pilot_error=1305")["jobs"][0]
+    assert row["user"] == "Filter User_1%" and "owner_dn" not in row
+    for bad in ("hours=0", "days=99", "hours=x", "state=bogus", "pilot_error=1.5",
+                "user=" + "x" * 200):  # fmt: skip
+        status, _, body = get(monitor, "/jobs", f"{bad}&format=json")
+        assert status == 400 and bad.split("=")[0] in json.loads(body)["error"], (bad, body)
+
+
+def test_error_summary_counts_codes_per_queue_and_links_to_the_jobs(stack):
+    conn, monitor = stack["conn"], stack["monitor"]
+    ids = jobs.submit(conn, [jobs.NewJob(f"e{i}", "SITE_E") for i in range(4)], "/CN=u")
+    fail(conn, ids[0], pilot_error_code=1201, pilot_error_diag="stage-in failed")
+    fail(conn, ids[1], pilot_error_code=1201, pilot_error_diag="stage-in failed")
+    fail(conn, ids[2], exe_error_code=65, trans_exit_code=65)
+    fail(conn, ids[3], hours_ago=30, pilot_error_code=1201)
+    data = twin(monitor, "/errors", "queue=SITE_E")
+    assert data["hours"] == 24
+    (pilot,) = data["errors"]["pilot_error"]
+    assert (pilot["queue"], pilot["code"], pilot["n"], pilot["sample"]) == (
+        "SITE_E", 1201, 2, "stage-in failed")  # fmt: skip
+    assert [(e["code"], e["n"]) for e in data["errors"]["exe_error"]] == [(65, 1)]
+    assert [(e["code"], e["n"]) for e in data["errors"]["trans_exit"]] == [(65, 1)]
+    assert twin(monitor, "/errors", "queue=SITE_E&days=2")["errors"]["pilot_error"][0]["n"] == 3
+    # Each count links to exactly its jobs.
+    link = pilot["link"]
+    assert link.startswith("/jobs?") and "pilot_error=1201" in link and "hours=24" in link
+    listed = twin(monitor, "/jobs", link.split("?", 1)[1])["jobs"]
+    assert sorted(j["panda_id"] for j in listed) == ids[:2]
+    status, _, page = get(monitor, "/errors")
+    assert status == 200 and "Payload errors" in page and 'href="?days=7"' in page
+
+
 def test_servers_page_probes_each_server(stack):
     data = twin(stack["monitor"], "/servers")
     state = {s["name"]: (s["alive"], s["detail"]) for s in data["servers"]}

@@ -22,7 +22,11 @@ MONITOR, MONITOR_VIP = "pandamon.lab.panda.test", "172.28.10.101"
 # page, what it must show (regular expressions over the DOM)
 PAGES = [
     ("/", [r'id="summary"', r"LAB_SITE1", r"LAB_SITE2", r"finished"]),
-    ("/jobs?site=LAB_SITE1", [r"LAB_SITE1", r'href="/jobs/\d+"']),
+    (
+        "/jobs?queue=LAB_SITE1&state=finished&days=1",
+        [r"LAB_SITE1", r'href="/jobs/\d+"', r"past 24 h"],
+    ),
+    ("/errors?days=7", [r'id="pilot_error"', r'id="exe_error"', r"past 168 h"]),
     ("/plots/states", [r"<svg", r"finished"]),
     ("/pilots", [r'id="pilots"', r"LAB_SITE1", r"submit1", r"LAB_SITE2", r"submit2"]),
     ("/plots/pilots?queue=LAB_SITE1", [r"<svg", r"idle", r"running", r"held"]),
