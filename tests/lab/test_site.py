@@ -287,4 +287,8 @@ def test_lab_server_whose_database_path_breaks_leaves_the_pool(converged):
         for route in routes:
             exec_in("srv1", "ip", "route", "del", *route)
     wait_status("srv1", "UP")
-    assert served_by_through_the_vip(6) == {"srv1", "srv2"}
+    # Both serve again (polled: on a busy machine a health check of srv2 may lag once).
+    deadline, seen = time.monotonic() + 30, set()
+    while seen != {"srv1", "srv2"} and time.monotonic() < deadline:
+        seen |= served_by_through_the_vip(6)
+    assert seen == {"srv1", "srv2"}, backend_stats()
