@@ -143,18 +143,8 @@ def acquire(conn: Any, site: str, n_jobs: int, pilot_id: str = "", node: str = "
     return jobs
 
 
-UPDATABLE = (
-    "node",
-    "start_time",
-    "end_time",
-    "trans_exit_code",
-    "pilot_error_code",
-    "pilot_error_diag",
-    "exe_error_code",
-    "exe_error_diag",
-    "core_count",
-    *reports.COLUMNS,
-)
+# The columns a pilot's report may set (reports.FIELDS); nothing else, not its state.
+UPDATABLE = frozenset(reports.COLUMNS)
 
 
 def update(

@@ -1,4 +1,4 @@
-"""What a pilot reports besides a job's state, in either protocol: the legacy form's
+"""What a pilot reports besides a job's id, state and attempt, in either protocol: the legacy form's
 camelCase names (pilot3's final updateJob) or the JSON API's snake_case ones, turned
 into the job table's columns. Texts are cut to their column (as upstream caps them);
 a number that is not one, and a time that is neither epoch seconds nor
@@ -14,6 +14,10 @@ from typing import Any
 
 # (legacy name, JSON API name, column, kind, text limit)
 FIELDS = (
+    ("node", "node", "node", "text", 255),
+    ("transExitCode", "trans_exit_code", "trans_exit_code", "int", 0),
+    ("pilotErrorCode", "pilot_error_code", "pilot_error_code", "int", 0),
+    ("pilotErrorDiag", "pilot_error_diag", "pilot_error_diag", "text", 500),
     ("exeErrorCode", "exe_error_code", "exe_error_code", "int", 0),
     ("exeErrorDiag", "exe_error_diag", "exe_error_diag", "text", 500),
     ("coreCount", "core_count", "actual_core_count", "int", 0),

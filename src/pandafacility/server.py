@@ -281,38 +281,24 @@ class Server:
 
     def _report(self, fields: dict[str, Any], names: tuple[str, ...]) -> tuple[int, str, dict, int]:
         """A pilot's report in either protocol; ``names`` are that protocol's field
-        names for: job id, state, attempt, node, transformation exit code, pilot error
-        code and pilot error text. The rest it sends is in reports.FIELDS."""
-        job_id, state, attempt, node, trans_exit, error_code, error_diag = names
-        reported = reports.pilot_values(fields, legacy=job_id == "jobId")
-        values = {
-            "node": text(fields, node, "", limit=255),
-            "trans_exit_code": _optional_int(fields, trans_exit),
-            "pilot_error_code": _optional_int(fields, error_code),
-            "pilot_error_diag": str(fields.get(error_diag) or "")[:500] or None,
-            **reported,
-        }
+        names for the job id, state and attempt. What else it sends (node, exit and
+        error codes, metrics, times, log tail) is in reports.FIELDS."""
+        job_id, state, attempt = names
         return (
             integer(fields, job_id),
             text(fields, state, limit=16),
-            _present(values),
+            reports.pilot_values(fields, legacy=job_id == "jobId"),
             integer(fields, attempt),
         )
 
     def legacy_update_job(self, request: Request, identity: Identity) -> dict[str, Any]:
         self.need_production(identity)
-        names = (
-            "jobId", "state", "attemptNr", "node", "transExitCode", "pilotErrorCode",
-            "pilotErrorDiag",
-        )  # fmt: skip
+        names = ("jobId", "state", "attemptNr")
         return self._update(*self._report(request.form(), names))[0]
 
     def update_job(self, request: Request, identity: Identity) -> dict[str, Any]:
         self.need_production(identity)
-        names = (
-            "job_id", "job_status", "attempt_nr", "node", "trans_exit_code",
-            "pilot_error_code", "pilot_error_diag",
-        )  # fmt: skip
+        names = ("job_id", "job_status", "attempt_nr")
         answer, message = self._update(*self._report(request.json(), names))
         return {**envelope(answer, message), "command": answer["command"]}
 
@@ -441,14 +427,6 @@ def _status_answer(status: str | None) -> dict[str, Any]:
     if status is None:
         return UNKNOWN_JOB
     return {"status": status, "command": "tobekilled" if status == "cancelled" else None}
-
-
-def _optional_int(fields: dict[str, Any], key: str) -> int | None:
-    return None if fields.get(key) in (None, "", "NULL") else integer(fields, key)
-
-
-def _present(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v not in (None, "")}
 
 
 # The mod_wsgi entry point: one Server per process, built on the first request.

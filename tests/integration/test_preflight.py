@@ -202,6 +202,17 @@ def test_reaper_interval_is_named(tmp_path):
     assert_stopped_early(site(inv), "panda_server_reaper_interval")
 
 
+@pytest.mark.parametrize("readers", ["panda_logger_reader_dns", "panda_monitor_reader_dns"])
+def test_the_pilots_dn_as_a_reader_of_logs_is_named(tmp_path, readers):
+    """Pilots carry their certificate where payloads run: it may not read job logs."""
+    pilot = "/DC=test/CN=pilot"
+    inv = inventory(tmp_path, {"panda_server_production_dns": [pilot], readers: [pilot]})
+    data = yaml.safe_load(inv.read_text())
+    data["all"]["children"]["panda_monitors"] = {"hosts": {"srv1": None}}
+    inv.write_text(yaml.safe_dump(data))
+    assert_stopped_early(site(inv), readers)
+
+
 def test_production_example_is_valid(tmp_path):
     vault = tmp_path / "vault.yml"
     secrets = [
