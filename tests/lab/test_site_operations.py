@@ -1,11 +1,13 @@
 """The deployed lab as its operators see it, after test_site.py has converged it and run
-jobs through it: every Nagios check on mon1 is OK, and the monitor's pages, opened
+jobs through it: every Nagios check on mon1 is OK, the monitor's pages, opened
 through the pandamon VIP by headless Chromium (Debian's package) with the lab CA
-trusted, show what they should. Screenshots are kept under .cache/results/screenshots.
+trusted, show what they should (screenshots are kept under .cache/results/screenshots),
+and a rolling update that Nagios sees pages nobody.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -13,7 +15,8 @@ import time
 import pytest
 
 import nagiosstatus
-from labhosts import CA_CERT, HOSTS, ROOT, exec_in
+from labhosts import CA_CERT, HOSTS, INVENTORY, LOGS, ROOT, SERVERS, exec_in
+from sitecheck import run_site
 
 SHOTS = ROOT / ".cache" / "results" / "screenshots"
 CA = CA_CERT
@@ -98,3 +101,32 @@ def test_monitor_pages_in_a_browser_through_the_vip(converged, chromium, page, e
     shot = SHOTS / f"{name}.png"
     taken = chromium(f"--screenshot={shot}", url)
     assert taken.returncode == 0 and shot.stat().st_size > 5000, taken.stderr[-2000:]
+
+
+def test_a_rolling_update_that_nagios_sees_pages_nobody(converged):
+    """Each server is held down during its update until Nagios has its isAlive problem
+    HARD (tests/lab/roles/held_down): the downtime the playbook scheduled keeps it from
+    anyone's mail, and is gone afterwards (test_faults.py then sees an unplanned stop
+    of srv2 notified)."""
+    log = "/var/log/nagios4/nagios.log"
+    lines_before = len(exec_in("mon1", "cat", log).stdout.splitlines())
+    held_down = ROOT / "tests" / "lab" / "roles" / "held_down"
+    extra = {"rolling_update_service": "pandaserver", "rolling_update_units": ["apache2"],
+             "rolling_update_role": str(held_down)}  # fmt: skip
+    run = run_site(INVENTORY, "-e", json.dumps(extra), log=LOGS / "rolling-update.log",
+                   playbook=ROOT / "playbooks" / "rolling-update.yml")  # fmt: skip
+    assert run.returncode == 0, run.failures()
+    time.sleep(15)  # the fresh checks made as each downtime ended, and their mail
+    new = exec_in("mon1", "cat", log).stdout.splitlines()[lines_before:]
+    text = "\n".join(new)
+    for srv in SERVERS:
+        assert f"SERVICE ALERT: {srv};pandaserver isAlive;CRITICAL;HARD" in text, text[-3000:]
+        assert f"HOST DOWNTIME ALERT: {srv};STARTED" in text, text[-3000:]
+        assert f"HOST DOWNTIME ALERT: {srv};STOPPED" in text, text[-3000:]
+    assert "SERVICE DOWNTIME ALERT: lb1;haproxy backends;STOPPED" in text, text[-3000:]
+    assert not [line for line in new if "NOTIFICATION:" in line], text[-3000:]
+    status = exec_in("mon1", "cat", nagiosstatus.STATUS_FILE).stdout
+    assert "downtime {" not in status, "a downtime was left behind"
+    touched = {k: v for k, v in services().items()
+               if k[0] in SERVERS or k[1] == "haproxy backends"}  # fmt: skip
+    assert not nagiosstatus.not_ok(touched)
