@@ -122,8 +122,8 @@ def test_a_rolling_update_that_nagios_sees_pages_nobody(converged):
     for srv in SERVERS:
         assert f"SERVICE ALERT: {srv};pandaserver isAlive;CRITICAL;HARD" in text, text[-3000:]
         assert f"HOST DOWNTIME ALERT: {srv};STARTED" in text, text[-3000:]
-        assert f"HOST DOWNTIME ALERT: {srv};STOPPED" in text, text[-3000:]
-    assert "SERVICE DOWNTIME ALERT: lb1;haproxy backends;STOPPED" in text, text[-3000:]
+        assert f"HOST DOWNTIME ALERT: {srv};CANCELLED" in text, text[-3000:]
+    assert "SERVICE DOWNTIME ALERT: lb1;haproxy backends;CANCELLED" in text, text[-3000:]
     assert not [line for line in new if "NOTIFICATION:" in line], text[-3000:]
     status = exec_in("mon1", "cat", nagiosstatus.STATUS_FILE).stdout
     assert "downtime {" not in status, "a downtime was left behind"
