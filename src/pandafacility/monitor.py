@@ -5,8 +5,8 @@ it - the papers' label for finding which instance behind the VIP answered.
 Pages: / (jobs by state and queue), /jobs (list, filtered by jobfilter's parameters),
 /jobs/<PandaID> (detail and its log records from the logger), /errors (the commonest
 error codes per queue over a window, each linked to its jobs), /servers (each server's
-isAlive), /pilots (what the pilot factories report per queue), /plots/states (job
-states over the past week).
+isAlive), /pilots (what the pilot factories report per queue), /plots/states (jobs
+entering each state over a day, week or month, of one queue or all).
 
 A job's log records carry its payload's output: they are shown to the job's owner and
 to the readers (operators), identified by the client certificate (through the
@@ -17,6 +17,7 @@ own certificate). The monitor reads them from the logger with a certificate of i
 from __future__ import annotations
 
 import json
+import re
 import socket
 import ssl
 import time
@@ -45,6 +46,9 @@ from pandafacility.web import (
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "monitor"
 PROBE_TIMEOUT = 2.0
 RECORDS_HIDDEN = "log records are shown to the job's owner and the operators"
+# The state plot's windows: days shown and hours per point.
+WINDOWS = {"day": (1, 1), "week": (7, 1), "month": (30, 6)}
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ class Monitor:
             "/errors": lambda: self.errors(query),
             "/servers": self.servers,
             "/pilots": self.pilots,
-            "/plots/states": self.state_plot,
+            "/plots/states": lambda: self.state_plot(query),
             "/plots/pilots": lambda: self.pilot_plot(query),
         }
         handler = handlers.get(path)
@@ -267,24 +271,45 @@ class Monitor:
         )
         return "pilots.html", {"queues": rows}
 
-    def state_plot(self) -> tuple[str, dict]:
-        """Jobs entering each state per hour over the past week."""
+    def state_plot(self, query: dict[str, list[str]]) -> tuple[str, dict]:
+        """Jobs entering each state per step over a window (?window=day|week|month,
+        default week), of one queue (?queue=) or all: the papers' weekly plot of a site."""
+        window = query.get("window", ["week"])[0]
+        if window not in WINDOWS:
+            raise HttpError(400, f"window is one of {', '.join(WINDOWS)}")
+        days, step_hours = WINDOWS[window]
+        queue = query.get("queue", [""])[0]
+        if queue and not QUEUE_NAME.match(queue):
+            raise HttpError(400, "queue is not a queue name")
+        step = step_hours * 3600
         since = datetime.now(timezone.utc).replace(tzinfo=None, minute=0, second=0, microsecond=0)
-        since -= timedelta(days=7)
-        rows = self.query(
-            "SELECT DATE_FORMAT(changed_at, '%%Y-%%m-%%d %%H:00') AS hour, job_status,"
-            " COUNT(*) AS n FROM job_states WHERE changed_at >= %s GROUP BY hour, job_status",
-            (since,),
+        since -= timedelta(days=days) - timedelta(hours=1)
+        sql = (
+            "SELECT TIMESTAMPDIFF(SECOND, %s, s.changed_at) DIV %s AS bucket, s.job_status,"
+            " COUNT(*) AS n FROM job_states s"
         )
-        hours = [(since + timedelta(hours=h)).strftime("%Y-%m-%d %H:00") for h in range(7 * 24 + 1)]
-        index = {h: i for i, h in enumerate(hours)}
-        series = {s: [0] * len(hours) for s in {r["job_status"] for r in rows}}
+        args: tuple = (since, step)
+        if queue:
+            sql += " JOIN jobs j ON j.panda_id = s.panda_id AND j.computing_site = %s"
+            args += (queue,)
+        rows = self.query(sql + " WHERE s.changed_at >= %s GROUP BY bucket, s.job_status",
+                          (*args, since))  # fmt: skip
+        points = days * 24 // step_hours
+        times = [since + timedelta(seconds=i * step) for i in range(points)]
+        series = {s: [0] * points for s in {r["job_status"] for r in rows}}
         for row in rows:
-            if row["hour"] in index:
-                series[row["job_status"]][index[row["hour"]]] = int(row["n"])
-        title = "Jobs entering each state per hour, past 7 days"
-        svg = line_plot(series, hours, title)
-        return "plot.html", {"svg": svg, "hours": hours, "series": series, "title": title}
+            if 0 <= int(row["bucket"]) < points:
+                series[row["job_status"]][int(row["bucket"])] = int(row["n"])
+        per = "hour" if step_hours == 1 else f"{step_hours} h"
+        title = f"{queue or 'All queues'}: jobs entering each state per {per}, past {window}"
+        sites = self.query("SELECT DISTINCT computing_site FROM jobs ORDER BY computing_site")
+        queues = [r["computing_site"] for r in sites]
+        svg = line_plot(series, times, title, f"jobs per {per}")
+        return "plot.html", {
+            "svg": svg, "title": title, "series": series, "window": window, "queue": queue,
+            "times": [t.strftime("%Y-%m-%d %H:%M") for t in times],
+            "choices": {"window": list(WINDOWS), "queue": queues},
+        }  # fmt: skip
 
     def pilot_plot(self, query: dict[str, list[str]]) -> tuple[str, dict]:
         """A queue's idle, running and held pilots over the past hours (the factories'
@@ -316,8 +341,9 @@ class Monitor:
             if 0 <= int(row["bucket"]) < points:
                 for k in series:
                     series[k][int(row["bucket"])] = round(float(row[k]))
-        title = f"Pilots of {queue} at its site, past {hours} h (UTC)"
-        svg = line_plot(series, labels, title)
+        title = f"Pilots of {queue} at its site, past {hours} h"
+        times = [since + timedelta(seconds=i * step) for i in range(points)]
+        svg = line_plot(series, times, title, "pilots")
         return "plot.html", {"svg": svg, "queue": queue, "times": labels, "series": series,
                              "title": title}  # fmt: skip
 

@@ -1,8 +1,13 @@
 """Line plots as SVG text, drawn on the server: the monitor's pages need no JavaScript
-library and work in any browser, including a headless one in the tests."""
+library and work in any browser, including a headless one in the tests.
+
+A plot reads at a glance: round values on the y axis and time ticks on the x axis
+(whole hours, days or weeks, in UTC), each with its gridline, and both axes labelled."""
 
 from __future__ import annotations
 
+import math
+from datetime import datetime, timedelta
 from html import escape
 
 COLOURS = {
@@ -16,41 +21,95 @@ COLOURS = {
     "idle": "#1f77b4",
     "held": "#d62728",
 }
+GRID = "#ddd"
+# Time tick spacings, shortest first: the first that leaves at most MAX_X_TICKS is used.
+TICK_SPANS = [timedelta(hours=h) for h in (1, 2, 3, 6, 12, 24, 48, 168)]
+MAX_X_TICKS = 8
+MAX_Y_TICKS = 5
+
+
+def y_ticks(peak: float) -> list[int]:
+    """Round values from 0 to at least ``peak``: steps of 1, 2 or 5 times a power of ten."""
+    if peak <= 0:
+        return [0, 1]
+    rough = peak / MAX_Y_TICKS
+    power = 10 ** math.floor(math.log10(rough)) if rough >= 1 else 1
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= rough)
+    step = max(1, int(step))
+    return list(range(0, math.ceil(peak / step) * step + 1, step))
+
+
+def x_ticks(first: datetime, last: datetime) -> tuple[list[datetime], str]:
+    """Whole-hour, day or week times within [first, last], and their label format."""
+    span = last - first
+    step = next((s for s in TICK_SPANS if span / s <= MAX_X_TICKS), TICK_SPANS[-1])
+    # Counted from midnight (hours a multiple of the step), weeks from Monday.
+    start = datetime(first.year, first.month, first.day)
+    if step >= timedelta(days=7):
+        start -= timedelta(days=first.weekday())
+    while start < first:
+        start += step
+    ticks = []
+    while start <= last:
+        ticks.append(start)
+        start += step
+    return ticks, ("%m-%d" if step >= timedelta(days=1) else "%m-%d %H:%M")
 
 
 def line_plot(
     series: dict[str, list[int]],
-    labels: list[str],
+    times: list[datetime],
     title: str,
+    y_label: str,
     width: int = 760,
-    height: int = 260,
+    height: int = 280,
 ) -> str:
-    """One polyline per series over shared x labels (e.g. hours), with a legend."""
-    left, right, top, bottom = 50, 120, 30, 30
+    """One polyline per series over shared, evenly spaced times, with a legend."""
+    left, right, top, bottom = 60, 120, 30, 48
     inner_w, inner_h = width - left - right, height - top - bottom
-    peak = max([1, *(v for values in series.values() for v in values)])
-    points = max(1, len(labels) - 1)
+    yt = y_ticks(max([0, *(v for values in series.values() for v in values)]))
+    peak = yt[-1]
+    first, last = (times[0], times[-1]) if times else (datetime(1970, 1, 1),) * 2
+    span = (last - first).total_seconds() or 1.0
+
+    def x_at(t: datetime) -> float:
+        return left + inner_w * (t - first).total_seconds() / span
+
+    def y_at(v: float) -> float:
+        return top + inner_h * (1 - v / peak)
+
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'role="img" aria-label="{escape(title)}">',
+        f'role="img" aria-label="{escape(title)}" font-family="sans-serif">',
         f'<text x="{left}" y="18" font-size="14">{escape(title)}</text>',
+    ]
+    for v in yt:
+        y = y_at(v)
+        parts.append(f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{left + inner_w}" '
+                     f'y2="{y:.1f}" stroke="{GRID}"/>')  # fmt: skip
+        parts.append(f'<text class="ytick" x="{left - 6}" y="{y + 4:.1f}" font-size="10" '
+                     f'text-anchor="end">{v}</text>')  # fmt: skip
+    ticks, fmt = x_ticks(first, last) if times else ([], "")
+    for t in ticks:
+        x = x_at(t)
+        parts.append(f'<line class="grid" x1="{x:.1f}" y1="{top}" x2="{x:.1f}" '
+                     f'y2="{top + inner_h}" stroke="{GRID}"/>')  # fmt: skip
+        parts.append(f'<text class="xtick" x="{x:.1f}" y="{top + inner_h + 14}" font-size="10" '
+                     f'text-anchor="middle">{t.strftime(fmt)}</text>')  # fmt: skip
+    parts += [
         f'<line x1="{left}" y1="{top + inner_h}" x2="{left + inner_w}" y2="{top + inner_h}" '
         'stroke="#333"/>',
         f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + inner_h}" stroke="#333"/>',
-        f'<text x="{left - 6}" y="{top + 4}" font-size="10" text-anchor="end">{peak}</text>',
-        f'<text x="{left - 6}" y="{top + inner_h}" font-size="10" text-anchor="end">0</text>',
+        f'<text x="{left + inner_w / 2:.0f}" y="{height - 8}" font-size="11" '
+        'text-anchor="middle">time (UTC)</text>',
+        f'<text x="14" y="{top + inner_h / 2:.0f}" font-size="11" text-anchor="middle" '
+        f'transform="rotate(-90 14 {top + inner_h / 2:.0f})">{escape(y_label)}</text>',
     ]
-    if labels:
-        parts.append(f'<text x="{left}" y="{height - 8}" font-size="10">{escape(labels[0])}</text>')
-        parts.append(
-            f'<text x="{left + inner_w}" y="{height - 8}" font-size="10" text-anchor="end">'
-            f"{escape(labels[-1])}</text>"
-        )
+    points = max(1, len(times) - 1)
     for index, (name, values) in enumerate(sorted(series.items())):
         colour = COLOURS.get(name, "#000")
         coords = " ".join(
-            f"{left + inner_w * i / points:.1f},{top + inner_h * (1 - v / peak):.1f}"
-            for i, v in enumerate(values)
+            f"{left + inner_w * i / points:.1f},{y_at(v):.1f}" for i, v in enumerate(values)
         )
         parts.append(
             f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{coords}"/>'

@@ -273,11 +273,26 @@ def test_pilots_page_shows_factory_reports(stack):
 
 
 def test_state_plot_is_an_svg_with_a_json_twin(stack):
-    status, _, page = get(stack["monitor"], "/plots/states")
+    monitor = stack["monitor"]
+    status, _, page = get(monitor, "/plots/states")
     assert status == 200 and "<svg" in page and "<polyline" in page
-    data = twin(stack["monitor"], "/plots/states")
-    assert len(data["hours"]) == 7 * 24 + 1
+    # Gridlines, time ticks and axis labels; links to the other windows and each queue.
+    assert page.count('class="grid"') >= 4 and 'class="xtick"' in page
+    assert "time (UTC)" in page and "jobs per hour" in page
+    assert 'href="?window=month"' in page and 'href="?window=week&amp;queue=SITE_B"' in page
+    data = twin(monitor, "/plots/states")
+    assert len(data["times"]) == 7 * 24 and data["window"] == "week"
     assert sum(data["series"]["activated"]) >= 5
+    assert {"SITE_A", "SITE_B"} <= set(data["choices"]["queue"])
+    assert len(twin(monitor, "/plots/states", "window=day")["times"]) == 24
+    month = twin(monitor, "/plots/states", "window=month")
+    assert len(month["times"]) == 30 * 4 and "jobs per 6 h" in get(monitor, "/plots/states",
+                                                                  "window=month")[2]  # fmt: skip
+    # One queue's plot counts that queue's jobs only.
+    b = twin(monitor, "/plots/states", "queue=SITE_B")
+    assert sum(b["series"]["activated"]) == 1 and "SITE_B" in b["title"]
+    assert get(monitor, "/plots/states", "window=year")[0] == 400
+    assert get(monitor, "/plots/states", urlencode({"queue": "<x>"}))[0] == 400
 
 
 def test_pilot_plot_sums_the_factories_of_a_queue_over_time(stack):
