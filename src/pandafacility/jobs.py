@@ -321,6 +321,18 @@ def queue_activated(conn: Any) -> dict[str, int]:
     return {row["computing_site"]: int(row["n"]) for row in rows}
 
 
+def counts_by_queue_and_state(conn: Any) -> list[tuple[str, str, int]]:
+    """(queue, state, jobs) for every pair that has jobs (the dispatch index's prefix)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT computing_site, job_status, COUNT(*) AS n FROM jobs"
+            " GROUP BY computing_site, job_status"
+        )
+        rows = cur.fetchall()
+    conn.rollback()
+    return [(r["computing_site"], r["job_status"], int(r["n"])) for r in rows]
+
+
 @dataclass(frozen=True)
 class PilotStats:
     """What a pilot factory counted for one queue in one cycle."""

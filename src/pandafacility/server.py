@@ -17,12 +17,13 @@ import logging
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pandafacility import dbhealth, jobs, jobspec, reports
+from pandafacility import dbhealth, jobs, jobspec, metrics, reports
 from pandafacility.db import DbSettings, connect, unavailable
 from pandafacility.identity import Identity, canonical_dns, identify
 from pandafacility.web import (
@@ -57,6 +58,10 @@ class ServerConfig:
     database_witnesses: tuple[str, ...] = ()
     health_timeout: float = 0.3  # each step of the health check (within HAProxy's 1 s)
     user_max_priority: int = 1000  # the highest priority a non-production job gets
+    # /metrics: the directory the processes share their counts in ("": this process
+    # only), and who may read them (Prometheus' certificate, the operators).
+    metrics_dir: str = ""
+    metrics_dns: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, path: Path) -> ServerConfig:
@@ -73,6 +78,8 @@ class ServerConfig:
             database_witnesses=tuple(data.get("database_witnesses", [])),
             health_timeout=float(data.get("health_timeout", 0.3)),
             user_max_priority=int(data.get("user_max_priority", 1000)),
+            metrics_dir=str(data.get("metrics_dir", "")),
+            metrics_dns=canonical_dns(data.get("metrics_dns", [])),
         )
 
 
@@ -82,9 +89,10 @@ class Connections:
     dropped (a restart, a promotion, an idle timeout) is replaced before the request
     has done anything, so such faults cost no request."""
 
-    def __init__(self, settings: DbSettings) -> None:
+    def __init__(self, settings: DbSettings, counters: metrics.Counters | None = None) -> None:
         self._settings = settings
         self._local = threading.local()
+        self._counters = counters
 
     def get(self) -> Any:
         conn = getattr(self._local, "conn", None)
@@ -94,6 +102,8 @@ class Connections:
             except Exception:  # any failure: the connection is gone
                 self.discard()
                 conn = None
+                if self._counters is not None:
+                    self._counters.inc("panda_server_db_reconnects_total")
         if conn is None:
             conn = self._local.conn = connect(self._settings)
         return conn
@@ -105,6 +115,23 @@ class Connections:
             with contextlib.suppress(Exception):  # it is being thrown away
                 conn.close()
 
+
+# Paths answered outside the route table, and the routes whose time is the acquire
+# latency histogram's.
+FIXED_PATHS = frozenset(
+    {"/server/panda/isAlive", "/api/v1/system/is_alive", "/api/v1/system/health", "/metrics"}
+)
+ACQUIRES = frozenset({("POST", "/server/panda/getJob"), ("POST", "/api/v1/pilot/acquire_jobs")})
+METRICS_HELP = {
+    "panda_server_requests_total": ("counter", "Requests answered, by endpoint and HTTP code."),
+    "panda_server_acquire_seconds": ("histogram", "Time to answer a pilot's request for jobs."),
+    "panda_server_db_reconnects_total": (
+        "counter", "Database connections found dropped and reopened before a request."),
+    "panda_server_db_unavailable_total": (
+        "counter", "Requests answered 503 because the database was away."),
+    "panda_server_database_up": ("gauge", "Whether this scrape could read the database."),
+    "panda_jobs": ("gauge", "Jobs in the database, by queue and state."),
+}  # fmt: skip
 
 # What upstream answers for a job it does not know: the pilot stops it.
 UNKNOWN_JOB = {"status": "unknown", "command": "tobekilled"}
@@ -140,7 +167,8 @@ class Server:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.db = Connections(config.database)
+        self.counters = metrics.Counters(Path(config.metrics_dir) if config.metrics_dir else None)
+        self.db = Connections(config.database, self.counters)
         self.routes: dict[tuple[str, str], Callable[[Request, Identity], Any]] = {
             ("POST", "/server/panda/getJob"): self.legacy_get_job,
             ("POST", "/server/panda/updateJob"): self.legacy_update_job,
@@ -156,9 +184,33 @@ class Server:
             ("GET", "/api/v1/statistics/activated"): self.activated,
             ("POST", "/api/v1/factory/report"): self.factory_report,
         }
+        self.endpoints = {p for _, p in self.routes} | FIXED_PATHS
 
     # -- WSGI -------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        """Each request counted by endpoint and answer code; acquires timed."""
+        start = time.monotonic()
+        answered: list[str] = []
+
+        def counted(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            answered.append(status.split(" ", 1)[0])
+            return start_response(status, headers, *exc_info)
+
+        try:
+            return self.handle(environ, counted)
+        finally:
+            method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+            endpoint = path if path in self.endpoints else "other"
+            if path.startswith("/cache/schedconfig/"):
+                endpoint = "/cache/schedconfig/"
+            code = answered[0] if answered else "500"
+            self.counters.inc(
+                "panda_server_requests_total", metrics.labels(endpoint=endpoint, code=code)
+            )
+            if (method, path) in ACQUIRES:
+                self.counters.observe("panda_server_acquire_seconds", time.monotonic() - start)
+
+    def handle(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         request = Request(environ, self.config.max_body)
         served_by = [("X-Served-By", self.config.instance)]
         path = request.path
@@ -170,6 +222,8 @@ class Server:
             return self.health(start_response, served_by)
         if path.startswith("/cache/schedconfig/"):
             return self.schedconfig(request, start_response, served_by)
+        if path == "/metrics":
+            return self.metrics(environ, start_response, served_by)
         handler = self.routes.get((request.method, path))
         if handler is None:
             known = {p for _, p in self.routes}
@@ -198,6 +252,7 @@ class Server:
             # client retries, the pilots after their backoff, and the load balancer
             # on another server where the method allows.
             _log.warning("%s %s: database unavailable: %s", request.method, path, exc)
+            self.counters.inc("panda_server_db_unavailable_total")
             message = "the database is unavailable; retry later"
             body = envelope(None, message, False)
             if path.startswith("/server/panda/"):
@@ -214,6 +269,29 @@ class Server:
         )
         body = envelope({"database": verdict.database}, verdict.detail, verdict.in_service)
         return respond_json(start_response, body, 200 if verdict.in_service else 503, served_by)
+
+    def metrics(
+        self, environ: dict[str, Any], start_response: StartResponse, served_by: list
+    ) -> list[bytes]:
+        """Prometheus' text format: this server's counts (all its processes), and the
+        jobs by state and queue as the database has them (absent while it is away)."""
+        identity = identify(environ, self.config.trusted_proxy_dns, self.config.production_dns)
+        if identity.dn not in self.config.metrics_dns:
+            body = envelope(None, "metrics are for the facility's Prometheus and operators", False)
+            return respond_json(start_response, body, 403, served_by)
+        samples = [(name, lbls, value) for (name, lbls), value in self.counters.totals().items()]
+        try:
+            for site, state, n in jobs.counts_by_queue_and_state(self.db.get()):
+                samples.append(("panda_jobs", metrics.labels(queue=site, state=state), n))
+            up = 1.0
+        except Exception as exc:
+            self.db.discard()
+            if not unavailable(exc):
+                raise
+            up = 0.0
+        samples.append(("panda_server_database_up", (), up))
+        page = metrics.exposition(METRICS_HELP, samples).encode()
+        return respond(start_response, 200, page, "text/plain; version=0.0.4", served_by)
 
     # -- helpers ----------------------------------------------------------------------
     @staticmethod

@@ -8,6 +8,7 @@ import datetime
 import gzip
 import io
 import json
+import time
 from urllib.parse import urlencode
 from wsgiref.util import setup_testing_defaults
 
@@ -495,3 +496,39 @@ def test_submit_needs_an_identity(server, conn):
     jobs_text = json.dumps([positional(**GOOD)])
     status, _ = post_json(server, "/api/v1/job/submit", {"jobs": jobs_text})
     assert status == 403 and count_jobs(conn) == 0
+
+
+OPERATOR = "/DC=ch/DC=cern/OU=Users/CN=operator"
+
+
+def test_metrics_count_requests_and_jobs_for_their_readers_only(testdb_settings, conn, tmp_path):
+    config = ServerConfig(
+        database=DbSettings.from_dict(testdb_settings),
+        production_dns=canonical_dns([PILOT]),
+        trusted_proxy_dns=frozenset([LB]),
+        queues={"SITE_A": {}},
+        metrics_dir=str(tmp_path),
+        metrics_dns=canonical_dns([OPERATOR]),
+    )
+    # Two mod_wsgi processes of one server: a scrape of either sees both's counts.
+    one, two = Server(config), Server(config)
+    two.counters.pid = 2**31 - 2  # as if another process, ended since
+    jobs.submit(conn, [jobs.NewJob("j", "SITE_A", transformation="run.sh")], USER)
+    post_form(one, "/server/panda/getJob", {"siteName": "SITE_A"}, dn=PILOT)
+    post_form(two, "/server/panda/getJob", {"siteName": "SITE_A"}, dn=PILOT)
+    call(two, "GET", "/nowhere")
+    time.sleep(1.2)  # the other process writes its last counts within a second
+
+    assert call(one, "GET", "/metrics", dn=USER)[0] == 403
+    assert call(one, "GET", "/metrics")[0] == 403
+    status, headers, out = call(one, "GET", "/metrics", dn=OPERATOR)
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    page = out.decode()
+    assert 'panda_server_requests_total{code="200",endpoint="/server/panda/getJob"} 2.0' in page
+    assert 'panda_server_requests_total{code="403",endpoint="/metrics"} 2.0' in page
+    assert 'panda_server_requests_total{code="404",endpoint="other"} 1.0' in page
+    assert 'panda_server_acquire_seconds_bucket{le="+Inf"} 2.0' in page
+    assert 'panda_jobs{queue="SITE_A",state="sent"} 1.0' in page
+    assert "panda_server_database_up 1.0" in page
+    # Through the load balancer, the reader is the header's DN.
+    assert call(one, "GET", "/metrics", via_lb=((LB, FACILITY_CA), OPERATOR))[0] == 200

@@ -30,7 +30,9 @@ PAGES = [
         [r"LAB_SITE1", r'href="/jobs/\d+"', r"past 24 h"],
     ),
     ("/errors?days=7", [r'id="pilot_error"', r'id="exe_error"', r"past 168 h"]),
-    ("/plots/states", [r"<svg", r"finished"]),
+    ("/plots/states", [r"<svg", r"finished", r'class="xtick"', r"time \(UTC\)"]),
+    ("/plots/states?queue=LAB_SITE1&window=day", [r"<svg", r"LAB_SITE1: jobs", r"finished"]),
+    ("/plots/states?window=month", [r"<svg", r"jobs per 6 h", r'class="chosen">month<']),
     ("/pilots", [r'id="pilots"', r"LAB_SITE1", r"submit1", r"LAB_SITE2", r"submit2"]),
     ("/plots/pilots?queue=LAB_SITE1", [r"<svg", r"idle", r"running", r"held"]),
     ("/servers", [r'id="servers"', r"srv1", r"srv2"]),
@@ -130,3 +132,30 @@ def test_a_rolling_update_that_nagios_sees_pages_nobody(converged):
     touched = {k: v for k, v in services().items()
                if k[0] in SERVERS or k[1] == "haproxy backends"}  # fmt: skip
     assert not nagiosstatus.not_ok(touched)
+
+
+def prometheus(path: str) -> dict:
+    """Prometheus' API on mon1 (it listens on loopback there)."""
+    got = exec_in("mon1", "curl", "-sf", f"http://127.0.0.1:9090/api/v1/{path}")
+    assert got.returncode == 0, got.stderr
+    return json.loads(got.stdout)["data"]
+
+
+def test_prometheus_scrapes_every_server_and_load_balancer(converged):
+    wanted = {("pandaserver", "srv1"), ("pandaserver", "srv2"), ("haproxy", "lb1"),
+              ("haproxy", "lb2"), ("prometheus", "mon1")}  # fmt: skip
+    deadline = time.monotonic() + 60
+    while True:
+        targets = prometheus("targets")["activeTargets"]
+        health = {(t["labels"]["job"], t["labels"]["host"]): t["health"] for t in targets}
+        if set(health) == wanted and set(health.values()) == {"up"}:
+            break
+        assert time.monotonic() < deadline, {t["scrapeUrl"]: t["lastError"] for t in targets}
+        time.sleep(3)
+    # The servers count the lab's requests and see its jobs; HAProxy its frontends.
+    jobs = prometheus("query?query=sum(panda_jobs)")["result"]
+    assert jobs and float(jobs[0]["value"][1]) > 0, jobs
+    acquires = prometheus("query?query=sum(panda_server_acquire_seconds_count)")["result"]
+    assert acquires and float(acquires[0]["value"][1]) > 0, acquires
+    frontends = prometheus("query?query=haproxy_frontend_http_requests_total")["result"]
+    assert {r["metric"]["proxy"] for r in frontends} >= {"pandaserver", "pandamon"}, frontends

@@ -18,6 +18,8 @@ ROLES = ROOT / "roles"
 NOT_A_DAEMON_PORT = {"facility_server_port", "facility_logger_port", "facility_db_port"}
 # sshd's port, which the host firewall opens: the site configures sshd and its label.
 NOT_A_DAEMON_PORT |= {"base_firewall_ssh_port"}
+# Prometheus from the community's RPM runs unconfined (no policy module of its own).
+NOT_A_DAEMON_PORT |= {"prometheus_port"}
 # Port types of the EL9 targeted policy the roles use (selinux-policy corenetwork.te.in).
 PORT_TYPES = {"http_port_t", "mysqld_port_t", "squid_port_t", "inetd_child_port_t"}
 
