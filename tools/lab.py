@@ -218,6 +218,7 @@ DISABLED_UNITS = [
     "exim4",
     "firewalld",
     "nagios-nrpe-server",
+    "prometheus",
 ]
 
 
