@@ -11,16 +11,34 @@ pipe, as an operator does after a repair; mail goes through Postfix on mon1."""
 from __future__ import annotations
 
 import base64
+import http.cookiejar
 import mailbox
+import re
+import ssl
 import tempfile
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 import nagiosstatus
 import testpki
-from labhosts import CA_CERT, CA_KEY, DOMAIN, TLS, lab_host, run_ok
+from labhosts import (
+    ADDRESSES,
+    CA_CERT,
+    CA_KEY,
+    DOMAIN,
+    HOSTS,
+    OPERATOR_DN,
+    TLS,
+    USER_DN,
+    lab_host,
+    run_ok,
+)
 
 NAGIOS = "mon1"
 CERT = f"{TLS}/host.crt"
@@ -91,7 +109,59 @@ def broken():
         lab_host(name).run(repair)
 
 
-def test_faults_alert_escalate_and_recover(converged, broken):
+# Nagios' web interface on mon1 (monitoring_web_port), its CGIs.
+CGI = f"https://{ADDRESSES[NAGIOS]}:8444/nagios4/cgi-bin"
+
+
+def web(dn: str, tmp: Path) -> urllib.request.OpenerDirector:
+    """A client of the web interface with a certificate on ``dn`` (and its cookies)."""
+    context = ssl.create_default_context(cafile=str(CA_CERT))
+    context.check_hostname = False  # mon1 by address; its certificate is verified
+    ca = testpki.load_ca(CA_CERT, CA_KEY)
+    context.load_cert_chain(str(testpki.user_pem(dn, ca, tmp / f"{abs(hash(dn))}.pem")))
+    return urllib.request.build_opener(
+        urllib.request.HTTPSHandler(context=context),
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+    )
+
+
+def acknowledge_in_the_web_interface(operator: urllib.request.OpenerDirector) -> str:
+    """What an operator does in the browser: open the acknowledgement form of srv2's
+    isAlive problem and commit it (with the form's anti-forgery id and cookie)."""
+    target = {"host": "srv2", "service": "pandaserver isAlive"}
+    form = operator.open(f"{CGI}/cmd.cgi?" + urllib.parse.urlencode({"cmd_typ": 34, **target}),
+                         timeout=20).read().decode()  # fmt: skip
+    form_id = re.search(r"name=.nagFormId. value=.([0-9a-f]+)", form)
+    assert form_id, form[-2000:]
+    fields = {"cmd_typ": 34, "cmd_mod": 2, **target, "sticky_ack": "on", "persistent": "on",
+              "com_data": "looking at it", "btnSubmit": "Commit",
+              "nagFormId": form_id.group(1)}  # fmt: skip
+    answer = operator.open(f"{CGI}/cmd.cgi", urllib.parse.urlencode(fields).encode(), timeout=20)
+    return answer.read().decode()
+
+
+def check_the_web_interface(tmp: Path) -> None:
+    """The operator's certificate logs in as the contact ops: the status page lists every
+    host, and an acknowledgement made there reaches Nagios. A certificate that is no
+    contact's is refused."""
+    operator = web(OPERATOR_DN, tmp)
+    status = operator.open(f"{CGI}/status.cgi?host=all", timeout=20).read().decode()
+    missing = [h for h in HOSTS if f"host={h}'" not in status and f"host={h}&" not in status]
+    assert not missing, (missing, status[-2000:])
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        web(USER_DN, tmp).open(f"{CGI}/status.cgi?host=all", timeout=20)
+    assert refused.value.code == 403
+    done = acknowledge_in_the_web_interface(operator)
+    assert "successfully submitted" in done, done[-2000:]
+    detail = f"{CGI}/extinfo.cgi?type=2&host=srv2&service=pandaserver+isAlive"
+    deadline = time.monotonic() + 60
+    while "looking at it" not in (page := operator.open(detail, timeout=20).read().decode()):
+        assert time.monotonic() < deadline, page[-2000:]
+        time.sleep(3)
+    assert re.search(r"ops</td>", page) or "ops" in page
+
+
+def test_faults_alert_escalate_and_recover(converged, broken, tmp_path):
     before = {user: len(messages(user)) for user in ("ops", "oncall", "tickets")}
 
     def new(user: str) -> list[str]:
@@ -108,6 +178,9 @@ def test_faults_alert_escalate_and_recover(converged, broken):
     # One ticket per problem, opened with its first notification.
     for name, service, *_ in FAULTS:
         assert any(s.startswith(subject("PROBLEM", name, service)) for s in new("tickets"))
+
+    # An operator acknowledges one in Nagios' web interface.
+    check_the_web_interface(tmp_path)
 
     # A problem that lasts is notified again, and from then on the second line too.
     escalated = subject("PROBLEM", NAGIOS, "disk", "CRITICAL")
