@@ -7,12 +7,13 @@ then what breaks and repairs components."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 import lab
-from labhosts import INVENTORY, LOGS
+from labhosts import CA_CERT, INVENTORY, LOGS, MONITOR, MONITOR_VIP, SHOTS
 from sitecheck import SiteRun, run_site
 
 ORDER = [
@@ -64,3 +65,25 @@ def converged(first_run: SiteRun) -> SiteRun:
     if first_run.returncode != 0:
         pytest.fail("the lab did not converge (test_fresh_lab_converges says why)")
     return first_run
+
+
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory):
+    """Run headless Chromium with a profile that trusts the lab CA (an NSS database) and
+    resolves the monitor's VIP name to the VIP, as the facility's DNS would."""
+    home = tmp_path_factory.mktemp("chromium-home")
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    subprocess.run(["certutil", "-N", "-d", f"sql:{nssdb}", "--empty-password"], check=True)
+    subprocess.run(["certutil", "-A", "-d", f"sql:{nssdb}", "-n", "panda-lab-ca",
+                    "-t", "C,,", "-i", str(CA_CERT)], check=True)  # fmt: skip
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+               f"--user-data-dir={home / 'profile'}", "--window-size=1280,900",
+               f"--host-resolver-rules=MAP {MONITOR} {MONITOR_VIP}", *args]  # fmt: skip
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                              env={"HOME": str(home), "PATH": "/usr/bin:/bin"})  # fmt: skip
+
+    return run

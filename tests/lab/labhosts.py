@@ -26,6 +26,8 @@ ADDRESSES = {
 HOSTS = list(ADDRESSES)
 SERVERS = ["srv1", "srv2"]
 SERVER_VIP, MONITOR_VIP = "172.28.10.100", "172.28.10.101"
+MONITOR = "pandamon.lab.panda.test"
+SHOTS = ROOT / ".cache" / "results" / "screenshots"  # the browser's, kept
 USER_DN = "/DC=test/DC=panda/CN=Test User"
 PILOT_DN = "/DC=test/DC=panda/OU=Robots/CN=lab pilot"
 OPERATOR_DN = "/DC=test/DC=panda/CN=Lab Operator"  # inventories/lab: facility_operator_dns

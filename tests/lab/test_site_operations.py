@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 
 import pytest
 
 import nagiosstatus
-from labhosts import CA_CERT, HOSTS, INVENTORY, LOGS, ROOT, SERVERS, exec_in
+from labhosts import HOSTS, INVENTORY, LOGS, MONITOR, ROOT, SERVERS, SHOTS, exec_in
 from sitecheck import run_site
-
-SHOTS = ROOT / ".cache" / "results" / "screenshots"
-CA = CA_CERT
-MONITOR, MONITOR_VIP = "pandamon.lab.panda.test", "172.28.10.101"
 
 # page, what it must show (regular expressions over the DOM)
 PAGES = [
@@ -66,28 +61,6 @@ def test_every_nagios_check_of_the_lab_is_ok(converged):
               "vips held", "squid hit ratio", "pandaserver through its VIP",
               "pandamon through its VIP"]  # fmt: skip
     assert set(wanted) <= described, set(wanted) - described
-
-
-@pytest.fixture(scope="module")
-def chromium(tmp_path_factory):
-    """Run headless Chromium with a profile that trusts the lab CA (an NSS database) and
-    resolves the monitor's VIP name to the VIP, as the facility's DNS would."""
-    home = tmp_path_factory.mktemp("chromium-home")
-    nssdb = home / ".pki" / "nssdb"
-    nssdb.mkdir(parents=True)
-    subprocess.run(["certutil", "-N", "-d", f"sql:{nssdb}", "--empty-password"], check=True)
-    subprocess.run(["certutil", "-A", "-d", f"sql:{nssdb}", "-n", "panda-lab-ca",
-                    "-t", "C,,", "-i", str(CA)], check=True)  # fmt: skip
-    SHOTS.mkdir(parents=True, exist_ok=True)
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-               f"--user-data-dir={home / 'profile'}", "--window-size=1280,900",
-               f"--host-resolver-rules=MAP {MONITOR} {MONITOR_VIP}", *args]  # fmt: skip
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=120,
-                              env={"HOME": str(home), "PATH": "/usr/bin:/bin"})  # fmt: skip
-
-    return run
 
 
 @pytest.mark.parametrize("page,expected", PAGES, ids=[p for p, _ in PAGES])
