@@ -85,17 +85,12 @@ def line_plot(
     ]
     for v in yt:
         y = y_at(v)
-        parts.append(f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{left + inner_w}" '
-                     f'y2="{y:.1f}" stroke="{GRID}"/>')  # fmt: skip
-        parts.append(f'<text class="ytick" x="{left - 6}" y="{y + 4:.1f}" font-size="10" '
-                     f'text-anchor="end">{v}</text>')  # fmt: skip
+        parts += _tick("ytick", (left, y, left + inner_w, y), (left - 6, y + 4, "end"), str(v))
     ticks, fmt = x_ticks(first, last) if times else ([], "")
     for t in ticks:
         x = x_at(t)
-        parts.append(f'<line class="grid" x1="{x:.1f}" y1="{top}" x2="{x:.1f}" '
-                     f'y2="{top + inner_h}" stroke="{GRID}"/>')  # fmt: skip
-        parts.append(f'<text class="xtick" x="{x:.1f}" y="{top + inner_h + 14}" font-size="10" '
-                     f'text-anchor="middle">{t.strftime(fmt)}</text>')  # fmt: skip
+        label = (x, top + inner_h + 14, "middle")
+        parts += _tick("xtick", (x, top, x, top + inner_h), label, t.strftime(fmt))
     parts += [
         f'<line x1="{left}" y1="{top + inner_h}" x2="{left + inner_w}" y2="{top + inner_h}" '
         'stroke="#333"/>',
@@ -121,3 +116,17 @@ def line_plot(
         parts.append(f'<text x="{width - right + 24}" y="{y}" font-size="11">{escape(name)}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def _tick(
+    kind: str, line: tuple[float, float, float, float], at: tuple[float, float, str], text: str
+) -> list[str]:
+    """A gridline and its tick label (``kind`` ytick or xtick; ``at`` x, y, anchor)."""
+    x1, y1, x2, y2 = line
+    x, y, anchor = at
+    return [
+        f'<line class="grid" x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
+        f'stroke="{GRID}"/>',
+        f'<text class="{kind}" x="{x:.1f}" y="{y:.1f}" font-size="10" '
+        f'text-anchor="{anchor}">{escape(text)}</text>',
+    ]
