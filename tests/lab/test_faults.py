@@ -137,7 +137,7 @@ def acknowledge_in_the_web_interface(operator: urllib.request.OpenerDirector) ->
     target = {"host": "srv2", "service": "pandaserver isAlive"}
     form = operator.open(f"{CGI}/cmd.cgi?" + urllib.parse.urlencode({"cmd_typ": 34, **target}),
                          timeout=20).read().decode()  # fmt: skip
-    form_id = re.search(r"name=.nagFormId. value=.([0-9a-f]+)", form)
+    form_id = re.search(r"name=.nagFormId. value=.(\w+)", form, re.I)
     assert form_id, form[-2000:]
     fields = {"cmd_typ": 34, "cmd_mod": 2, **target, "sticky_ack": "on", "persistent": "on",
               "com_data": "looking at it", "btnSubmit": "Commit",
