@@ -55,7 +55,8 @@ def clean_db(testdb_settings) -> Iterator:
     conn = connect(DbSettings.from_dict(testdb_settings))
     migrate.migrate(conn)
     with conn.cursor() as cur:
-        for table in ("jobs", "job_states", "pilot_stats", "reaper_pulse"):
+        for table in ("jobs", "job_states", "pilot_stats", "reaper_pulse", "worker_nodes",
+                      "pilot_workers"):  # fmt: skip
             cur.execute(f"DELETE FROM {table}")
     conn.commit()
     yield conn

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pandafacility import dbhealth, jobs, jobspec, metrics, reports
+from pandafacility import dbhealth, jobs, jobspec, metrics, reports, workernodes
 from pandafacility.db import DbSettings, connect, unavailable
 from pandafacility.identity import Identity, canonical_dns, identify
 from pandafacility.web import (
@@ -178,6 +178,10 @@ class Server:
             ("POST", "/api/v1/job/get_description"): self.get_description,
             ("POST", "/api/v1/pilot/acquire_jobs"): self.acquire_jobs,
             ("POST", "/api/v1/pilot/update_job"): self.update_job,
+            ("POST", "/api/v1/pilot/update_jobs_bulk"): self.update_jobs_bulk,
+            ("GET", "/api/v1/pilot/get_job_status"): self.pilot_job_status,
+            ("POST", "/api/v1/pilot/update_worker_node"): self.update_worker_node,
+            ("POST", "/api/v1/pilot/update_worker_status"): self.update_worker_status,
             ("POST", "/api/v1/job/get_status"): self.get_status,
             ("GET", "/api/v1/job/get_status"): self.get_status_by_get,
             ("POST", "/api/v1/job/kill"): self.kill,
@@ -379,6 +383,67 @@ class Server:
         names = ("job_id", "job_status", "attempt_nr")
         answer, message = self._update(*self._report(request.json(), names))
         return {**envelope(answer, message), "command": answer["command"]}
+
+    def update_jobs_bulk(self, request: Request, identity: Identity) -> dict[str, Any]:
+        """Harvester's form: {"job_list": [update_job's fields, ...]}; one answer per job,
+        in order, each as update_job's. A bad entry fails that entry only."""
+        self.need_production(identity)
+        job_list = request.json().get("job_list")
+        if not isinstance(job_list, list) or not job_list:
+            raise HttpError(400, "job_list must be a non-empty list")
+        if len(job_list) > self.config.max_jobs_per_request:
+            raise HttpError(400, f"job_list has more than {self.config.max_jobs_per_request} jobs")
+        names = ("job_id", "job_status", "attempt_nr")
+        answers = []
+        for entry in job_list:
+            try:
+                if not isinstance(entry, dict):
+                    raise HttpError(400, "each job is an object")
+                answer, message = self._update(*self._report(entry, names))
+                answers.append(envelope(answer, message))
+            except (HttpError, jobs.JobError) as exc:
+                message = exc.message if isinstance(exc, HttpError) else str(exc)
+                answers.append(envelope({"StatusCode": LEGACY_INVALID}, message, False))
+        return envelope(answers)
+
+    def pilot_job_status(self, request: Request, identity: Identity) -> dict[str, Any]:
+        """Pilot3's check of its job: GET ?job_ids=..; per id its state and attempt
+        ("not found" and 0 for an id the server does not have)."""
+        self.need_production(identity)
+        ids = self.id_list(request.query("job_ids"), "job_ids")
+        conn = self.db.get()
+        marks = ", ".join(["%s"] * len(ids))
+        with conn.cursor() as cur:
+            cur.execute(
+                f"SELECT panda_id, job_status, attempt_nr FROM jobs WHERE panda_id IN ({marks})",
+                ids,
+            )
+            found = {row["panda_id"]: row for row in cur.fetchall()}
+        conn.rollback()
+        missing = {"job_status": "not found", "attempt_nr": 0}
+        rows = [(i, found.get(i, missing)) for i in ids]
+        return envelope([{"job_id": i, "status": row["job_status"],
+                          "attempt_number": row["attempt_nr"]} for i, row in rows])  # fmt: skip
+
+    def update_worker_node(self, request: Request, identity: Identity) -> dict[str, Any]:
+        """What a pilot tells of its machine at start (the latest report is kept)."""
+        self.need_production(identity)
+        values = workernodes.node_values(request.json())
+        new = workernodes.record_node(self.db.get(), values, identity.dn or "")
+        return envelope(None, "Inserted new worker node." if new else "Updated worker node.")
+
+    def update_worker_status(self, request: Request, identity: Identity) -> dict[str, Any]:
+        """A pilot's start or end (worker and harvester ids, the node)."""
+        self.need_production(identity)
+        fields = request.json()
+        status = text(fields, "status", limit=16)
+        if status not in workernodes.WORKER_STATES:
+            raise HttpError(400, f"status is one of {', '.join(workernodes.WORKER_STATES)}")
+        harvester = text(fields, "harvester_id", limit=64)
+        node = text(fields, "node_id", "", limit=255) or None
+        worker = integer(fields, "worker_id")
+        workernodes.record_worker(self.db.get(), harvester, worker, status, node, identity.dn or "")
+        return envelope(None)
 
     # -- users ------------------------------------------------------------------------
     def _statuses(self, ids: list[int]) -> list[str | None]:

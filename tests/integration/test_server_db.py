@@ -532,3 +532,89 @@ def test_metrics_count_requests_and_jobs_for_their_readers_only(testdb_settings,
     assert "panda_server_database_up 1.0" in page
     # Through the load balancer, the reader is the header's DN.
     assert call(one, "GET", "/metrics", via_lb=((LB, FACILITY_CA), OPERATOR))[0] == 200
+
+
+def post_v1(server, method, data, **kw):
+    """Pilot3 3.12 and later (and Harvester) on /api/v1/pilot/<method>: JSON, gzip-compressed
+    with Content-Encoding: gzip (pilot/util/https.py, for api/v URLs)."""
+    body = gzip.compress(json.dumps(data).encode())
+    headers = {"HTTP_CONTENT_ENCODING": "gzip", "HTTP_ACCEPT": "application/json"}
+    status, _, out = call(server, "POST", f"/api/v1/pilot/{method}", body,
+                          ctype="application/json", headers=headers, **kw)  # fmt: skip
+    return status, json.loads(out)
+
+
+def test_bulk_updates_answer_each_job_and_a_bad_entry_fails_alone(server, conn):
+    ids = jobs.submit(conn, [jobs.NewJob(f"h{i}", "SITE_A") for i in range(2)], USER)
+    got = post_v1(server, "acquire_jobs", {"site_name": "SITE_A", "n_jobs": 2}, dn=PILOT)[1]
+    taken = [j["PandaID"] for j in got["data"]["jobs"]]
+    assert sorted(taken) == sorted(ids)
+    job_list = [
+        {"job_id": ids[0], "job_status": "running", "attempt_nr": 1, "core_count": 8,
+         "start_time": "2026-12-01 10:00:00", "meta_data": "{}"},
+        {"job_id": ids[1], "job_status": "finished", "attempt_nr": 1, "n_events": 100},
+        {"job_id": ids[1], "job_status": "running"},  # no attempt: refused alone
+        "not a job",
+    ]  # fmt: skip
+    status, answer = post_v1(server, "update_jobs_bulk", {"job_list": job_list}, dn=PILOT)
+    assert status == 200 and answer["success"], answer
+    first, second, third, fourth = answer["data"]
+    assert first == {"success": True, "message": "", "data": {"StatusCode": 0, "command": "NULL"}}
+    assert second["success"] and second["data"]["command"] == "NULL"
+    assert not third["success"] and "attempt_nr" in third["message"]
+    assert not fourth["success"]
+    assert job_row(conn, ids[0]) == ("running", 1) and job_row(conn, ids[1]) == ("finished", 1)
+    assert job_columns(conn, ids[0])["actual_core_count"] == 8
+    assert post_v1(server, "update_jobs_bulk", {"job_list": []}, dn=PILOT)[0] == 400
+    assert post_v1(server, "update_jobs_bulk", {"job_list": job_list}, dn=USER)[0] == 403
+
+
+def test_pilot_job_status_by_get(server, conn):
+    (pid,) = jobs.submit(conn, [jobs.NewJob("s", "SITE_A")], USER)
+    path, query = "/api/v1/pilot/get_job_status", {"QUERY_STRING": f"job_ids={pid}&job_ids=999999"}
+    status, _, out = call(server, "GET", path, dn=PILOT, headers=query)
+    answer = json.loads(out)
+    assert status == 200 and answer["data"] == [
+        {"job_id": pid, "status": "activated", "attempt_number": 1},
+        {"job_id": 999999, "status": "not found", "attempt_number": 0},
+    ], answer
+    assert call(server, "GET", path, dn=USER, headers=query)[0] == 403
+
+
+def test_worker_nodes_and_pilot_workers_keep_the_latest_report(server, conn):
+    node = {"site": "SITE_A", "host_name": "wn1.example.org", "cpu_model": "AMD EPYC 7302",
+            "panda_queue": "SITE_A", "n_logical_cpus": 64, "n_sockets": 2,
+            "cores_per_socket": 16, "threads_per_core": 2, "cpu_architecture": "x86_64",
+            "cpu_architecture_level": "x86-64-v3", "clock_speed": 3000.5,
+            "total_memory": 257000.0, "total_local_disk": 1800}  # fmt: skip
+    first = post_v1(server, "update_worker_node", node, dn=PILOT)
+    assert first == (200, {"success": True, "message": "Inserted new worker node.", "data": None})
+    again = post_v1(server, "update_worker_node", {**node, "total_memory": 256000}, dn=PILOT)
+    assert again[1]["message"] == "Updated worker node."
+    conn.commit()
+    with conn.cursor() as cur:
+        cur.execute("SELECT total_memory, clock_speed, reported_by FROM worker_nodes")
+        assert cur.fetchall() == [
+            {"total_memory": 256000, "clock_speed": 3000.5, "reported_by": PILOT}
+        ]
+    for bad in ({**node, "site": None}, {**node, "n_sockets": "two"}, {**node, "n_sockets": 1.5},
+                {**node, "cpu_model": "x" * 200}):  # fmt: skip
+        assert post_v1(server, "update_worker_node", bad, dn=PILOT)[0] == 400, bad
+    assert post_v1(server, "update_worker_node", node, dn=USER)[0] == 403
+
+    worker = {
+        "worker_id": 7,
+        "harvester_id": "panda-factory",
+        "status": "started",
+        "node_id": "wn1",
+    }
+    assert post_v1(server, "update_worker_status", worker, dn=PILOT)[1]["success"]
+    assert (
+        post_v1(server, "update_worker_status", {**worker, "status": "finished"}, dn=PILOT)[0]
+        == 200
+    )
+    assert post_v1(server, "update_worker_status", {**worker, "status": "lost"}, dn=PILOT)[0] == 400
+    conn.commit()
+    with conn.cursor() as cur:
+        cur.execute("SELECT status, node_id FROM pilot_workers")
+        assert cur.fetchall() == [{"status": "finished", "node_id": "wn1"}]
