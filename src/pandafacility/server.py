@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pandafacility import dbhealth, jobs, jobspec, metrics, reports, workernodes
+from pandafacility import dbhealth, jobs, jobspec, metrics, reports, tokens, workernodes
 from pandafacility.db import DbSettings, connect, unavailable
 from pandafacility.identity import Identity, canonical_dns, identify
 from pandafacility.web import (
@@ -62,6 +62,10 @@ class ServerConfig:
     # only), and who may read them (Prometheus' certificate, the operators).
     metrics_dir: str = ""
     metrics_dns: frozenset[str] = frozenset()
+    # Bearer tokens (panda-client's oidc mode): the VOs whose tokens are believed, and
+    # the CA file their issuers' https is verified with ("": the system's).
+    token_vos: tuple[tokens.TokenVo, ...] = ()
+    token_ca_file: str = ""
 
     @classmethod
     def load(cls, path: Path) -> ServerConfig:
@@ -80,6 +84,8 @@ class ServerConfig:
             user_max_priority=int(data.get("user_max_priority", 1000)),
             metrics_dir=str(data.get("metrics_dir", "")),
             metrics_dns=canonical_dns(data.get("metrics_dns", [])),
+            token_vos=tuple(tokens.TokenVo.from_dict(v) for v in data.get("token_vos", [])),
+            token_ca_file=str(data.get("token_ca_file", "")),
         )
 
 
@@ -169,6 +175,10 @@ class Server:
         self.config = config
         self.counters = metrics.Counters(Path(config.metrics_dir) if config.metrics_dir else None)
         self.db = Connections(config.database, self.counters)
+        self.tokens = tokens.Verifier(
+            {vo.vo: vo for vo in config.token_vos},
+            fetch=lambda url: tokens.fetch_json(url, config.token_ca_file),
+        )
         self.routes: dict[tuple[str, str], Callable[[Request, Identity], Any]] = {
             ("POST", "/server/panda/getJob"): self.legacy_get_job,
             ("POST", "/server/panda/updateJob"): self.legacy_update_job,
@@ -228,6 +238,8 @@ class Server:
             return self.schedconfig(request, start_response, served_by)
         if path == "/metrics":
             return self.metrics(environ, start_response, served_by)
+        if path.startswith("/auth/") and path.endswith("_auth_config.json"):
+            return self.auth_config(path, start_response, served_by)
         handler = self.routes.get((request.method, path))
         if handler is None:
             known = {p for _, p in self.routes}
@@ -235,14 +247,14 @@ class Server:
             return respond_json(
                 start_response, envelope(None, f"no {request.method} {path}", False), status
             )
-        identity = identify(environ, self.config.trusted_proxy_dns, self.config.production_dns)
         try:
-            answer = handler(request, identity)
+            answer = handler(request, self.who(environ))
         except HttpError as exc:
             body = envelope(None, exc.message, False)
             if path.startswith("/server/panda/"):
                 body = {"StatusCode": LEGACY_INVALID, "errorDialog": exc.message}
-            return respond_json(start_response, body, exc.status, served_by)
+            retry = [("Retry-After", str(self.config.retry_after))] if exc.status == 503 else []
+            return respond_json(start_response, body, exc.status, [*served_by, *retry])
         except jobs.JobError as exc:
             body = envelope({"StatusCode": LEGACY_INVALID}, str(exc), False)
             if path.startswith("/server/panda/"):
@@ -296,6 +308,35 @@ class Server:
         samples.append(("panda_server_database_up", (), up))
         page = metrics.exposition(METRICS_HELP, samples).encode()
         return respond(start_response, 200, page, "text/plain; version=0.0.4", served_by)
+
+    def auth_config(self, path: str, start_response: StartResponse, served_by: list) -> list[bytes]:
+        """/auth/<vo>_auth_config.json: what panda-client's oidc mode reads first."""
+        name = path.removeprefix("/auth/").removesuffix("_auth_config.json")
+        vo = next((v for v in self.config.token_vos if v.vo == name), None)
+        if vo is None:
+            return respond_json(start_response, {"error": f"no VO {name[:64]}"}, 404, served_by)
+        return respond_json(start_response, vo.auth_config(), headers=served_by)
+
+    def who(self, environ: dict[str, Any]) -> Identity:
+        """The caller: a verified certificate (directly or through the load balancer),
+        else a bearer token with its Origin (tokens), else nobody. A token that is not
+        believed is a 403, one whose issuer cannot be read now a 503."""
+        identity = identify(environ, self.config.trusted_proxy_dns, self.config.production_dns)
+        auth = str(environ.get("HTTP_AUTHORIZATION", ""))
+        if identity.authenticated or not auth.lower().startswith("bearer "):
+            return identity
+        if not self.config.token_vos:
+            raise HttpError(403, "this server accepts no tokens")
+        try:
+            name, production = self.tokens.identify(
+                auth[7:].strip(), str(environ.get("HTTP_ORIGIN", ""))
+            )
+        except tokens.TokenError as exc:
+            raise HttpError(403, f"token refused: {exc}") from exc
+        except tokens.IssuerUnavailable as exc:
+            _log.warning("token issuer unavailable: %s", exc)
+            raise HttpError(503, "the token's issuer cannot be reached; retry later") from exc
+        return Identity(dn=name, production=production)
 
     # -- helpers ----------------------------------------------------------------------
     @staticmethod
