@@ -17,7 +17,6 @@ when its keys are not cached is a 503 (the client retries), never a pass."""
 from __future__ import annotations
 
 import base64
-import json
 import ssl
 import threading
 import time
@@ -26,9 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pandafacility import safejson
+
 ALGORITHM = "RS256"
 CACHE_SECONDS = 600
 REFETCH_SECONDS = 60  # an unknown kid refetches the key set at most this often
+RETRY_SECONDS = 10  # an issuer that could not be read is not asked again sooner
 LEEWAY = 60  # seconds of clock skew allowed on exp and nbf
 MAX_TOKEN = 16384
 
@@ -88,7 +90,7 @@ def fetch_json(url: str, ca_file: str = "", timeout: float = 5.0) -> dict[str, A
         raise IssuerUnavailable(f"{url}: only https is read")
     context = ssl.create_default_context(cafile=ca_file or None)
     with urllib.request.urlopen(url, context=context, timeout=timeout) as answer:
-        data = json.loads(answer.read(1 << 20))
+        data = safejson.loads(answer.read(1 << 20))
     if not isinstance(data, dict):
         raise IssuerUnavailable(f"{url}: not a JSON object")
     return data
@@ -100,6 +102,7 @@ class Verifier:
     fetch: Callable[[str], dict[str, Any]] = fetch_json
     clock: Callable[[], float] = time.time
     _cache: dict[str, _Cached] = field(default_factory=dict)
+    _failed: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def identify(self, token: str, origin: str) -> tuple[str, bool]:
@@ -141,14 +144,23 @@ class Verifier:
             return cached.value
         if cached and fresh and now - cached.at < REFETCH_SECONDS:
             return cached.value
+        with self._lock:
+            failed = self._failed.get(url, -RETRY_SECONDS)
+        if now - failed < RETRY_SECONDS:  # a flood of tokens must not each wait on it
+            if cached:
+                return cached.value
+            raise IssuerUnavailable(f"{url} could not be read {now - failed:.0f} s ago")
         try:
             value = self.fetch(url)
         except Exception as exc:
+            with self._lock:
+                self._failed[url] = now
             if cached:  # the issuer is away: its keys a while longer
                 return cached.value
             raise IssuerUnavailable(f"cannot read {url}: {exc}") from exc
         with self._lock:
             self._cache[url] = _Cached(value, now)
+            self._failed.pop(url, None)
         return value
 
     def _key(self, jwks_uri: str, kid: str) -> dict[str, Any]:
@@ -179,11 +191,18 @@ def user_name(claims: dict[str, Any]) -> str:
     name = str(claims.get("name") or "").strip()
     if name:
         nickname = str(claims.get("preferred_username") or "").strip()
-        return name.title() + (f"/CN=nickname:{nickname}" if nickname else "")
+        return _not_a_dn(name.title() + (f"/CN=nickname:{nickname}" if nickname else ""))
     subject = str(claims.get("sub") or "").strip()
     if not subject:
         raise TokenError("the token names nobody (no name, no sub)")
-    return subject
+    return _not_a_dn(subject)
+
+
+def _not_a_dn(name: str) -> str:
+    """A token's user may not pose as a certificate's (whose DNs start with a slash)."""
+    if name.startswith("/") or len(name) > 255:
+        raise TokenError("the token's user name looks like a certificate DN or is too long")
+    return name
 
 
 def _b64(part: str) -> bytes:
@@ -197,7 +216,7 @@ def _split(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
     if len(parts) != 3:
         raise TokenError("not a signed JWT")
     try:
-        header, claims = json.loads(_b64(parts[0])), json.loads(_b64(parts[1]))
+        header, claims = safejson.loads(_b64(parts[0])), safejson.loads(_b64(parts[1]))
         signature = _b64(parts[2])
     except ValueError as exc:
         raise TokenError("the token cannot be read") from exc

@@ -7,6 +7,7 @@ group missing, no Origin) is a 403, an unreachable issuer a 503."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import testtokens
@@ -85,6 +86,13 @@ def test_the_production_role_comes_from_the_group(server, clean_db):
     assert status == 403 and "atlas/production" in answer["message"]
 
 
+def deep(levels: int) -> list:
+    value: list = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
 def forged() -> str:
     other = testtokens.Issuer(ISSUER.url)  # same name, another key, same kid
     return other.mint(**USER)
@@ -106,8 +114,10 @@ def unsigned() -> str:
     (forged, "atlas", "signature"),
     (unsigned, "atlas", "RS256"),
     (lambda: "not.a.token", "atlas", "cannot be read"),
+    (lambda: ISSUER.mint(**{**USER, "name": "/dc=test/cn=pilot"}), "atlas", "certificate DN"),
+    (lambda: ISSUER.mint(**{**USER, "x": deep(200)}), "atlas", "cannot be read"),
 ], ids=["expired", "issuer", "audience", "group", "no-origin", "other-vo", "forged",
-        "unsigned", "garbage"])  # fmt: skip
+        "unsigned", "garbage", "dn-like", "deep"])  # fmt: skip
 def test_tokens_not_believed_are_refused(server, clean_db, token, origin, why):
     body = {"jobs": json.dumps([positional(jobName="t", computingSite="SITE_A")])}
     status, answer = post_json(server, "/api/v1/job/submit", body, headers=bearer(token(), origin))
@@ -127,11 +137,16 @@ def test_an_unreachable_issuer_is_a_503_and_cached_keys_outlive_it(testdb_settin
         raise OSError("connection refused")
 
     server.tokens.fetch = away
+    now = [time.time()]
+    server.tokens.clock = lambda: now[0]
     query = {**bearer(ISSUER.mint(**USER)), "QUERY_STRING": "job_ids=1"}
     status, headers, _ = call(server, "GET", "/api/v1/job/get_status", headers=query)
     assert status == 503 and headers["Retry-After"]
     documents = ISSUER.documents()
     server.tokens.fetch = lambda url: documents[url]
+    # Within seconds of a failure the issuer is not asked again (a flood waits on nothing).
+    assert call(server, "GET", "/api/v1/job/get_status", headers=query)[0] == 503
+    now[0] += tokens.RETRY_SECONDS
     assert call(server, "GET", "/api/v1/job/get_status", headers=query)[0] == 200
     server.tokens.fetch = away  # keys cached: the issuer's outage changes nothing
     assert call(server, "GET", "/api/v1/job/get_status", headers=query)[0] == 200
