@@ -13,9 +13,9 @@ Everything is a counter; a histogram is its buckets, sum and count.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
+import logging
 import math
 import os
 import threading
@@ -27,6 +27,7 @@ Labels = tuple[tuple[str, str], ...]
 Key = tuple[str, Labels]
 
 # Seconds: from a fast acquire to one that waited on a lock or a slow database.
+_log = logging.getLogger(__name__)
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 GONE = "gone.json"
 
@@ -46,7 +47,9 @@ class Counters:
         self.pid = os.getpid() if pid is None else pid
         self._counts: dict[Key, float] = {}
         self._lock = threading.Lock()
+        self._writing = threading.Lock()  # one write at a time, newest snapshot last
         self._flushed = 0.0
+        self._broken = False
         self._timer: threading.Timer | None = None
 
     def inc(self, name: str, lbls: Labels = (), value: float = 1.0) -> None:
@@ -68,24 +71,31 @@ class Counters:
 
     def flush(self, force: bool = False) -> None:
         """Write this process's file, at most every ``flush_every`` seconds; counts
-        made sooner are written by a timer when the interval is over."""
+        made sooner are written by a timer when the interval is over. A file that
+        cannot be written is logged, never raised: metrics must not fail a request."""
         if self.directory is None:
             return
-        now = time.monotonic()
-        with self._lock:
-            wait = self._flushed + self.flush_every - now
-            if not force and wait > 0:
-                if self._timer is None:
-                    self._timer = threading.Timer(wait, self._flush_later)
-                    self._timer.daemon = True
-                    self._timer.start()
-                return
-            self._flushed = now
-            data = _dump(self._counts)
-        path = self.directory / f"{self.pid}.json"
-        tmp = path.with_suffix(f".tmp{threading.get_ident()}")
-        tmp.write_text(data)
-        tmp.replace(path)
+        with self._writing:
+            now = time.monotonic()
+            with self._lock:
+                wait = self._flushed + self.flush_every - now
+                if not force and wait > 0:
+                    if self._timer is None:
+                        self._timer = threading.Timer(wait, self._flush_later)
+                        self._timer.daemon = True
+                        self._timer.start()
+                    return
+                self._flushed = now
+                data = _dump(self._counts)
+            path = self.directory / f"{self.pid}.json"
+            try:
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(data)
+                tmp.replace(path)
+            except OSError as exc:
+                if not self._broken:
+                    _log.warning("metrics: cannot write %s: %s", path, exc)
+                self._broken = True
 
     def _flush_later(self) -> None:
         with self._lock:
@@ -98,11 +108,15 @@ class Counters:
             with self._lock:
                 return dict(self._counts)
         self.flush(force=True)
-        _fold_gone(self.directory)
-        total: dict[Key, float] = {}
+        try:
+            _fold_gone(self.directory)
+        except OSError as exc:
+            _log.warning("metrics: cannot fold ended processes' counts: %s", exc)
+        with self._lock:  # this process's counts as they are, the others' from their files
+            total = dict(self._counts)
         for path in self.directory.glob("*.json"):
-            with contextlib.suppress(OSError, ValueError):  # a file being replaced
-                for key, value in _load(path.read_text()).items():
+            if path.stem != str(self.pid):
+                for key, value in _read(path).items():
                     total[key] = total.get(key, 0.0) + value
         return total
 
@@ -115,16 +129,24 @@ def _fold_gone(directory: Path) -> None:
         dead = [p for p in directory.glob("*.json") if p.stem.isdigit() and not _alive(int(p.stem))]
         if not dead:
             return
-        gone = _load(gone_path.read_text()) if gone_path.exists() else {}
+        gone = _read(gone_path)
         for path in dead:
-            with contextlib.suppress(OSError, ValueError):
-                for key, value in _load(path.read_text()).items():
-                    gone[key] = gone.get(key, 0.0) + value
+            for key, value in _read(path).items():
+                gone[key] = gone.get(key, 0.0) + value
         tmp = gone_path.with_suffix(".tmp")
         tmp.write_text(_dump(gone))
         tmp.replace(gone_path)
         for path in dead:
             path.unlink(missing_ok=True)
+
+
+def _read(path: Path) -> dict[Key, float]:
+    """A counts file; one that is missing or unreadable (being replaced, damaged)
+    counts nothing rather than failing the scrape."""
+    try:
+        return _load(path.read_text())
+    except (OSError, ValueError, TypeError):
+        return {}
 
 
 def _alive(pid: int) -> bool:

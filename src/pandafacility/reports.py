@@ -12,18 +12,22 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-# (legacy name, JSON API name, column, kind, text limit)
+# The largest magnitude each integer column holds (INT, BIGINT): a number beyond it is
+# malformed, dropped like any other, never a database error.
+INT = 2**31
+BIG = 2**62
+# (legacy name, JSON API name, column, kind, limit: a text's length, a number's bound)
 FIELDS = (
     ("node", "node", "node", "text", 255),
-    ("transExitCode", "trans_exit_code", "trans_exit_code", "int", 0),
-    ("pilotErrorCode", "pilot_error_code", "pilot_error_code", "int", 0),
+    ("transExitCode", "trans_exit_code", "trans_exit_code", "int", INT),
+    ("pilotErrorCode", "pilot_error_code", "pilot_error_code", "int", INT),
     ("pilotErrorDiag", "pilot_error_diag", "pilot_error_diag", "text", 500),
-    ("exeErrorCode", "exe_error_code", "exe_error_code", "int", 0),
+    ("exeErrorCode", "exe_error_code", "exe_error_code", "int", INT),
     ("exeErrorDiag", "exe_error_diag", "exe_error_diag", "text", 500),
-    ("coreCount", "core_count", "actual_core_count", "int", 0),
-    ("cpuConsumptionTime", "cpu_consumption_time", "cpu_consumption_time", "int", 0),
-    ("nEvents", "n_events", "n_events", "int", 0),
-    ("maxRSS", "max_rss", "max_rss", "int", 0),
+    ("coreCount", "core_count", "actual_core_count", "int", INT),
+    ("cpuConsumptionTime", "cpu_consumption_time", "cpu_consumption_time", "int", BIG),
+    ("nEvents", "n_events", "n_events", "int", BIG),
+    ("maxRSS", "max_rss", "max_rss", "int", BIG),
     ("batchID", "batch_id", "batch_id", "text", 80),
     ("jobMetrics", "job_metrics", "job_metrics", "text", 500),
     ("pilotLog", "pilot_log", "pilot_log", "text", 1024),
@@ -31,7 +35,6 @@ FIELDS = (
     ("endTime", "end_time", "end_time", "time", 0),
 )
 COLUMNS = tuple(f[2] for f in FIELDS)
-_MAX_INT = 2**62
 _EPOCH_MIN = 946684800  # 2000-01-01: anything earlier is not a job's time
 _LATE = 86400  # a clock a day ahead is wrong, not early
 
@@ -48,7 +51,7 @@ def pilot_values(fields: dict[str, Any], legacy: bool) -> dict[str, Any]:
         if kind == "text":
             values[column] = str(raw)[:limit]
         elif kind == "int":
-            number = _number(raw)
+            number = _number(raw, limit)
             if number is not None:
                 values[column] = number
         else:
@@ -58,12 +61,12 @@ def pilot_values(fields: dict[str, Any], legacy: bool) -> dict[str, Any]:
     return values
 
 
-def _number(raw: Any) -> int | None:
+def _number(raw: Any, bound: int) -> int | None:
     try:
         value = float(raw) if not isinstance(raw, bool) else math.nan
     except (TypeError, ValueError):
         return None
-    if not math.isfinite(value) or abs(value) >= _MAX_INT:
+    if not math.isfinite(value) or abs(value) >= bound:
         return None
     return int(value)
 

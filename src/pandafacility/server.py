@@ -483,6 +483,8 @@ class Server:
         harvester = text(fields, "harvester_id", limit=64)
         node = text(fields, "node_id", "", limit=255) or None
         worker = integer(fields, "worker_id")
+        if not 0 <= worker < reports.BIG:
+            raise HttpError(400, "worker_id is out of range")
         workernodes.record_worker(self.db.get(), harvester, worker, status, node, identity.dn or "")
         return envelope(None)
 

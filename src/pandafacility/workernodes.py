@@ -6,27 +6,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from pandafacility.reports import BIG, INT
 from pandafacility.web import HttpError
 
-# field: (kind, limit) - kind text (limit: length), int or float; required ones first.
+# field: (kind, limit) - text (limit: its length), int (the column's bound) or float.
 NODE_REQUIRED = ("site", "host_name", "cpu_model")
 NODE_FIELDS: dict[str, tuple[str, int]] = {
     "site": ("text", 128),
     "host_name": ("text", 255),
     "cpu_model": ("text", 128),
     "panda_queue": ("text", 128),
-    "n_logical_cpus": ("int", 0),
-    "n_sockets": ("int", 0),
-    "cores_per_socket": ("int", 0),
-    "threads_per_core": ("int", 0),
+    "n_logical_cpus": ("int", INT),
+    "n_sockets": ("int", INT),
+    "cores_per_socket": ("int", INT),
+    "threads_per_core": ("int", INT),
     "cpu_architecture": ("text", 20),
     "cpu_architecture_level": ("text", 20),
-    "clock_speed": ("float", 0),
-    "total_memory": ("int", 0),
-    "total_local_disk": ("int", 0),
+    "clock_speed": ("float", BIG),
+    "total_memory": ("int", BIG),
+    "total_local_disk": ("int", BIG),
 }
 WORKER_STATES = ("started", "finished")
-_MAX = 2**62
 
 
 def node_values(fields: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def _checked(name: str, value: Any, kind: str, limit: int) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise HttpError(400, f"{name} must be a number")
-    if not -_MAX < value < _MAX or value != value:  # NaN is not equal to itself
+    if not -limit < value < limit or value != value:  # NaN is not equal to itself
         raise HttpError(400, f"{name} is out of range")
     if kind == "int":
         if value != int(value):

@@ -598,7 +598,7 @@ def test_worker_nodes_and_pilot_workers_keep_the_latest_report(server, conn):
             {"total_memory": 256000, "clock_speed": 3000.5, "reported_by": PILOT}
         ]
     for bad in ({**node, "site": None}, {**node, "n_sockets": "two"}, {**node, "n_sockets": 1.5},
-                {**node, "cpu_model": "x" * 200}):  # fmt: skip
+                {**node, "cpu_model": "x" * 200}, {**node, "n_sockets": 2**40}):  # fmt: skip
         assert post_v1(server, "update_worker_node", bad, dn=PILOT)[0] == 400, bad
     assert post_v1(server, "update_worker_node", node, dn=USER)[0] == 403
 
@@ -614,6 +614,9 @@ def test_worker_nodes_and_pilot_workers_keep_the_latest_report(server, conn):
         == 200
     )
     assert post_v1(server, "update_worker_status", {**worker, "status": "lost"}, dn=PILOT)[0] == 400
+    assert (
+        post_v1(server, "update_worker_status", {**worker, "worker_id": 2**63}, dn=PILOT)[0] == 400
+    )
     conn.commit()
     with conn.cursor() as cur:
         cur.execute("SELECT status, node_id FROM pilot_workers")

@@ -90,3 +90,19 @@ def test_label_values_are_escaped():
         [("panda_jobs", metrics.labels(queue='A"B\\C\nD', state="running"), 2)],
     )
     assert 'panda_jobs{queue="A\\"B\\\\C\\nD",state="running"} 2.0' in text
+
+
+def test_a_directory_that_cannot_be_written_fails_no_request(tmp_path, caplog):
+    counters = metrics.Counters(tmp_path / "gone-away", flush_every=0)
+    counters.inc(REQ)  # the directory is missing: logged, not raised
+    counters.inc(REQ)
+    assert counters.totals()[(REQ, ())] == 2
+    assert sum("cannot write" in r.message for r in caplog.records) == 1
+
+
+def test_a_damaged_file_counts_nothing_and_fails_no_scrape(tmp_path):
+    (tmp_path / metrics.GONE).write_text("")
+    (tmp_path / f"{2**31 - 3}.json").write_text('[["a", 5, 1]]')  # an ended process's
+    counters = metrics.Counters(tmp_path, flush_every=0)
+    counters.inc(REQ)
+    assert counters.totals() == {(REQ, ()): 1.0}
