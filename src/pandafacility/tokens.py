@@ -17,6 +17,7 @@ when its keys are not cached is a 503 (the client retries), never a pass."""
 from __future__ import annotations
 
 import base64
+import math
 import ssl
 import threading
 import time
@@ -85,11 +86,23 @@ class _Cached:
     at: float
 
 
+class _HttpsOnly(urllib.request.HTTPRedirectHandler):
+    """An issuer's redirect is followed to https only."""
+
+    def redirect_request(
+        self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> Any:
+        if not str(newurl).startswith("https://"):
+            raise IssuerUnavailable(f"{newurl}: only https is read")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def fetch_json(url: str, ca_file: str = "", timeout: float = 5.0) -> dict[str, Any]:
     if not url.startswith("https://"):
         raise IssuerUnavailable(f"{url}: only https is read")
     context = ssl.create_default_context(cafile=ca_file or None)
-    with urllib.request.urlopen(url, context=context, timeout=timeout) as answer:
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _HttpsOnly)
+    with opener.open(url, timeout=timeout) as answer:
         data = safejson.loads(answer.read(1 << 20))
     if not isinstance(data, dict):
         raise IssuerUnavailable(f"{url}: not a JSON object")
@@ -103,6 +116,7 @@ class Verifier:
     clock: Callable[[], float] = time.time
     _cache: dict[str, _Cached] = field(default_factory=dict)
     _failed: dict[str, float] = field(default_factory=dict)
+    _fetching: dict[str, threading.Lock] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def identify(self, token: str, origin: str) -> tuple[str, bool]:
@@ -125,7 +139,8 @@ class Verifier:
         if not issuer or str(claims.get("iss", "")).rstrip("/") != issuer.rstrip("/"):
             raise TokenError("the token's issuer is not the VO's")
         now = self.clock()
-        if not isinstance(claims.get("exp"), (int, float)) or claims["exp"] < now - LEEWAY:
+        exp = claims.get("exp")
+        if not isinstance(exp, (int, float)) or not math.isfinite(exp) or exp < now - LEEWAY:
             raise TokenError("the token has expired")
         if isinstance(claims.get("nbf"), (int, float)) and claims["nbf"] > now + LEEWAY:
             raise TokenError("the token is not valid yet")
@@ -137,31 +152,42 @@ class Verifier:
         return user_name(claims), role == "production"
 
     def _get(self, url: str, fresh: bool = False) -> dict[str, Any]:
+        """A document of the issuer, cached. One thread fetches it at a time; while it
+        does, the others use the stale copy (or, with none, wait for its outcome), so a
+        slow issuer holds one thread, not all of them."""
+        now = self.clock()
         with self._lock:
             cached = self._cache.get(url)
-        now = self.clock()
-        if cached and not fresh and now - cached.at < CACHE_SECONDS:
+            fetching = self._fetching.setdefault(url, threading.Lock())
+        if cached and now - cached.at < (REFETCH_SECONDS if fresh else CACHE_SECONDS):
             return cached.value
-        if cached and fresh and now - cached.at < REFETCH_SECONDS:
+        if cached and not fetching.acquire(blocking=False):
             return cached.value
-        with self._lock:
-            failed = self._failed.get(url, -RETRY_SECONDS)
-        if now - failed < RETRY_SECONDS:  # a flood of tokens must not each wait on it
-            if cached:
-                return cached.value
-            raise IssuerUnavailable(f"{url} could not be read {now - failed:.0f} s ago")
+        if not cached:
+            fetching.acquire()
         try:
-            value = self.fetch(url)
-        except Exception as exc:
             with self._lock:
-                self._failed[url] = now
-            if cached:  # the issuer is away: its keys a while longer
-                return cached.value
-            raise IssuerUnavailable(f"cannot read {url}: {exc}") from exc
-        with self._lock:
-            self._cache[url] = _Cached(value, now)
-            self._failed.pop(url, None)
-        return value
+                latest, failed = self._cache.get(url), self._failed.get(url)
+            if latest is not None and latest is not cached:  # fetched while this one waited
+                return latest.value
+            if failed is not None and self.clock() - failed < RETRY_SECONDS:
+                if cached:  # a flood of tokens must not each wait on the issuer
+                    return cached.value
+                raise IssuerUnavailable(f"{url} could not be read just now")
+            try:
+                value = self.fetch(url)
+            except Exception as exc:
+                with self._lock:
+                    self._failed[url] = self.clock()
+                if cached:  # the issuer is away: its keys a while longer
+                    return cached.value
+                raise IssuerUnavailable(f"cannot read {url}: {exc}") from exc
+            with self._lock:
+                self._cache[url] = _Cached(value, self.clock())
+                self._failed.pop(url, None)
+            return value
+        finally:
+            fetching.release()
 
     def _key(self, jwks_uri: str, kid: str) -> dict[str, Any]:
         if not jwks_uri:
