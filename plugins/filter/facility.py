@@ -28,6 +28,7 @@ description:
   - C(queue_problems) lists what is wrong with the queues' placement on submit hosts.
   - C(factory_queues) gives the queues one submit host's pilot factory serves.
   - C(dn_subject) turns a grid DN (/DC=org/CN=name) into an ordered subject.
+  - C(rsa_jwk) gives the JSON Web Key of an RSA public key (PEM), for a token issuer.
   - C(host_dns) gives the certificate DNs of hosts (/CN=<fqdn>, or /OU=<unit>/CN=<fqdn>).
 """
 
@@ -326,6 +327,24 @@ def sha256sums(files: Iterable[Mapping]) -> str:
     return "\n".join(lines)
 
 
+def rsa_jwk(public_pem: str, kid: str) -> dict:
+    """The JWK (RFC 7517) of an RSA public key, for RS256 signatures: what a token
+    issuer's key set (jwks_uri) lists."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_public_key(public_pem.encode())
+    numbers = key.public_numbers()  # type: ignore[union-attr]
+
+    def b64(value: int) -> str:
+        raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    return {"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
+            "n": b64(numbers.n), "e": b64(numbers.e)}  # fmt: skip
+
+
 def missing_packages(names: Iterable[str], installed: Mapping) -> list[str]:
     """The packages of ``names`` that the host's installed packages (the registered
     result of panda.facility.installed_packages) do not list; all of them while the
@@ -399,6 +418,7 @@ class FilterModule:
             "dn_subject": dn_subject,
             "host_dns": host_dns,
             "sha256sums": sha256sums,
+            "rsa_jwk": rsa_jwk,
             "missing_packages": missing_packages,
             "certificate_current": certificate_current,
         }

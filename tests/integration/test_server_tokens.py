@@ -10,9 +10,9 @@ import json
 import time
 
 import pytest
-import testtokens
 from test_server_db import PILOT, call, positional, post_json
 
+import testtokens
 from pandafacility import jobs, tokens
 from pandafacility.db import DbSettings
 from pandafacility.identity import canonical_dns

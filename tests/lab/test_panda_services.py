@@ -1,5 +1,6 @@
 """The PanDA services on the converged lab, driven from the controller straight at each
-backend: isAlive over verified TLS, the real panda-client, 100 jobs taken by 20
+backend: isAlive over verified TLS, the real panda-client (with a certificate, and in
+oidc mode with a token of the lab's issuer through the VIP), 100 jobs taken by 20
 concurrent pilots spread over both servers (each exactly once), bad input refused, and
 a pilot's job with its log records as each monitor shows it from the replica. The jobs
 go to LAB_HAND, a queue whose factory is drained: the tests play its pilots."""
@@ -23,6 +24,7 @@ from pathlib import Path
 import pytest
 
 import testpki
+import testtokens
 from labhosts import (
     ADDRESSES,
     CA_CERT,
@@ -32,6 +34,7 @@ from labhosts import (
     OPERATOR_DN,
     PILOT_DN,
     ROOT,
+    SERVER_VIP,
     SERVERS,
     USER_DN,
     lab_host,
@@ -148,6 +151,86 @@ def test_panda_client_submits_and_reads_status(converged, creds, tmp_path):
     status, out, status2, state, site = json.loads(proc.stdout.strip().splitlines()[-1])
     assert status == 0 and out[0][0] > 0 and status2 == 0
     assert (state, site) == ("activated", HAND_QUEUE)
+
+
+ISSUER_URL = f"https://mon1.{DOMAIN}:8446"  # inventories/lab: the token_issuer role on mon1
+TOKEN_USER = {"aud": "panda-lab-client", "sub": "lab-1", "name": "lab token user",
+              "preferred_username": "ltu", "groups": ["atlas"]}  # fmt: skip
+
+
+def lab_issuer() -> testtokens.Issuer:
+    """The lab issuer, with the key the token_issuer role made on the controller."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key((ROOT / ".lab/issuer/issuer.key").read_bytes(), None)
+    return testtokens.Issuer(ISSUER_URL, kid="panda-facility-1", key=key)  # type: ignore[arg-type]
+
+
+def ca_dir(tmp: Path) -> Path:
+    """The lab CA as a hashed CA directory (what panda-client reads X509_CERT_DIR as)."""
+    d = tmp / "certificates"
+    d.mkdir()
+    name = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", str(CA_CERT)],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    (d / f"{name}.0").write_bytes(CA_CERT.read_bytes())
+    return d
+
+
+def test_panda_client_with_a_token_through_the_vip(converged, tmp_path):
+    """panda-client 2.2.0 in oidc mode (no certificate): submits, reads and kills through
+    the pandaserver VIP as the token's user; the VO's auth config is published."""
+    token = lab_issuer().mint(**TOKEN_USER)
+    base = f"https://pandaserver.{DOMAIN}:25443"
+    script = (
+        "import json, socket\n"
+        "real = socket.getaddrinfo\n"
+        f"socket.getaddrinfo = lambda h, *a, **k: real({SERVER_VIP!r} "
+        f"if h.endswith('.{DOMAIN}') else h, *a, **k)\n"
+        "from pandaclient import Client\n"
+        "from pandaclient.JobSpec import JobSpec\n"
+        f"job = JobSpec(); job.computingSite = '{HAND_QUEUE}'; job.jobName = 'lab-token-job'\n"
+        "job.transformation = '/bin/echo'; job.prodSourceLabel = 'user'\n"
+        "s, out = Client.submitJobs([job])\n"
+        "s2, found = Client.getJobStatus([out[0][0]])\n"
+        "s3, killed = Client.killJobs([out[0][0]])\n"
+        "s4, after = Client.getJobStatus([out[0][0]])\n"
+        "print(json.dumps([s, out, s2, found[0].prodUserID, s3, after[0].jobStatus]))\n"
+    )
+    env = {
+        "PATH": os.environ["PATH"], "HOME": str(tmp_path), "PANDA_URL_SSL": base,
+        "PANDA_URL": base, "PANDACACHE_URL": base, "PANDA_BEHIND_REAL_LB": "1",
+        "PANDA_AUTH": "oidc", "PANDA_AUTH_VO": "atlas", "PANDA_AUTH_ID_TOKEN": token,
+        "PANDA_CONFIG_ROOT": str(tmp_path), "X509_CERT_DIR": str(ca_dir(tmp_path)),
+    }  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    status, out, status2, owner, status3, state = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert status == 0 and out[0][0] > 0 and status2 == 0 and status3 == 0
+    assert owner == "Lab Token User/CN=nickname:ltu"
+    assert state == "cancelled"
+    code, config = vip_get("/auth/atlas_auth_config.json")
+    assert code == 200 and config["oidc_config_url"].startswith(ISSUER_URL), config
+
+
+def vip_get(path: str, headers: dict | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(f"https://pandaserver.{DOMAIN}:25443{path}",
+                                     headers=headers or {})  # fmt: skip
+    opener = urllib.request.build_opener(_Resolving(SERVER_VIP, context=tls()))
+    try:
+        with opener.open(request, timeout=30) as answer:
+            return answer.status, json.load(answer)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+def test_tokens_the_lab_does_not_believe_are_refused_at_the_vip(converged):
+    stranger = testtokens.Issuer(ISSUER_URL, kid="panda-facility-1")  # another key
+    for token in (lab_issuer().mint(lifetime=-600, **TOKEN_USER), stranger.mint(**TOKEN_USER)):
+        code, answer = vip_get("/api/v1/job/get_status?job_ids=1",
+                               {"Authorization": f"Bearer {token}", "Origin": "atlas"})  # fmt: skip
+        assert code == 403 and "token refused" in answer["message"], answer
 
 
 def positional(name: str) -> list:
