@@ -58,6 +58,10 @@ SYSTEMD_RUN_FLAGS = [
     "SIGRTMIN+3",
     "-e",
     "container=docker",
+    # /proc/sys is read-only in a container: what the roles set there is set here (the
+    # load balancers' Apache binds VIPs it does not hold yet).
+    "--sysctl",
+    "net.ipv4.ip_nonlocal_bind=1",
 ]
 
 

@@ -29,6 +29,8 @@ description:
   - C(factory_queues) gives the queues one submit host's pilot factory serves.
   - C(dn_subject) turns a grid DN (/DC=org/CN=name) into an ordered subject.
   - C(rsa_jwk) gives the JSON Web Key of an RSA public key (PEM), for a token issuer.
+  - C(ordered_name) turns x509_certificate_info's subject_ordered into x509_crl's issuer_ordered.
+  - C(lsc_path) gives the vomsdir path of a VOMS server's .lsc file.
   - C(host_dns) gives the certificate DNs of hosts (/CN=<fqdn>, or /OU=<unit>/CN=<fqdn>).
 """
 
@@ -308,6 +310,17 @@ def dn_subject(dn: str) -> list[dict[str, str]]:
     return [dict([p.split("=", 1)]) for p in parts]
 
 
+def ordered_name(pairs: Iterable[Iterable[str]]) -> list[dict[str, str]]:
+    """[["commonName", "CA"]] (x509_certificate_info's subject_ordered) ->
+    [{"commonName": "CA"}] (x509_crl's issuer_ordered)."""
+    return [{str(k): str(v)} for k, v in pairs]
+
+
+def lsc_path(server: Mapping, vomsdir: str) -> str:
+    """Where a VOMS server's .lsc file is: <vomsdir>/<vo>/<host>.lsc."""
+    return f"{vomsdir}/{server['vo']}/{server['host']}.lsc"
+
+
 def host_dns(hosts: Iterable[str], domain: str = "", unit: str = "") -> list[str]:
     """The DN of each host's certificate as mod_ssl names it: /CN=<fqdn>, the subject
     of the certificates role's host certificate, or /OU=<unit>/CN=<fqdn> for a service's
@@ -417,6 +430,8 @@ class FilterModule:
             "factory_queues": factory_queues,
             "dn_subject": dn_subject,
             "host_dns": host_dns,
+            "ordered_name": ordered_name,
+            "lsc_path": lsc_path,
             "sha256sums": sha256sums,
             "rsa_jwk": rsa_jwk,
             "missing_packages": missing_packages,

@@ -5,22 +5,37 @@ balancer authenticated with its own certificate: a subject DN on the trusted lis
 issued by the CA that issued this server's certificate (the facility CA). Not by
 address: a TCP or passthrough service on a load balancer arrives from the same address
 carrying whatever its client wrote, but with the client's certificate, not the load
-balancer's."""
+balancer's.
+
+Grid proxies: mod_gridsite (panda.facility.facility's grid_apache tasks) lets mod_ssl
+verify an RFC 3820 chain and exports the VOMS FQANs whose attribute certificate it
+verified against the vomsdir's .lsc files (GRST_VOMS_FQANS, ';'-separated); Apache marks
+a limited proxy (GRID_PROXY_LIMITED). A load balancer's Apache passes both on as headers,
+believed on the same terms as its DN header. A limited proxy is nobody: upstream refuses
+it on every authenticated call."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 LB_DN_HEADER = "HTTP_X_SSL_CLIENT_S_DN"
 LB_VERIFY_HEADER = "HTTP_X_SSL_CLIENT_VERIFY"
 LB_ISSUER_HEADER = "HTTP_X_SSL_CLIENT_I_DN"
+LB_FQANS_HEADER = "HTTP_X_GRID_VOMS_FQANS"
+LB_LIMITED_HEADER = "HTTP_X_GRID_PROXY_LIMITED"
+FQANS_ENV = "GRST_VOMS_FQANS"
+LIMITED_ENV = "GRID_PROXY_LIMITED"
+_FQAN = re.compile(r"^(/[A-Za-z0-9._-]+)+(/Role=[A-Za-z0-9._-]+)?(/Capability=[A-Za-z0-9._-]+)?$")
 
 
 @dataclass(frozen=True)
 class Identity:
     dn: str | None
     production: bool
+    fqans: tuple[str, ...] = ()
+    limited: bool = False  # a limited proxy presented: refused as an identity
 
     @property
     def authenticated(self) -> bool:
@@ -28,9 +43,14 @@ class Identity:
 
 
 def client_dn(environ: dict[str, Any], proxy_dns: frozenset[str]) -> str | None:
-    """The verified DN, or None. ``proxy_dns`` holds the load balancers'
-    certificate DNs. mod_ssl's variables need ``SSLOptions +StdEnvVars`` and
-    ``+LegacyDNStringFormat`` (the grid's /DC=.../CN=... form)."""
+    """The verified DN, or None (also for a limited proxy). ``proxy_dns`` holds the
+    load balancers' certificate DNs. mod_ssl's variables need ``SSLOptions +StdEnvVars``
+    and ``+LegacyDNStringFormat`` (the grid's /DC=.../CN=... form)."""
+    dn = _presented_dn(environ, proxy_dns)
+    return None if dn is None or limited_proxy(environ, proxy_dns) else dn
+
+
+def _presented_dn(environ: dict[str, Any], proxy_dns: frozenset[str]) -> str | None:
     if environ.get("SSL_CLIENT_VERIFY") != "SUCCESS" or not environ.get("SSL_CLIENT_S_DN"):
         return None
     dn = str(environ["SSL_CLIENT_S_DN"])
@@ -40,6 +60,18 @@ def client_dn(environ: dict[str, Any], proxy_dns: frozenset[str]) -> str | None:
     if environ.get(LB_VERIFY_HEADER) == "SUCCESS" and environ.get(LB_DN_HEADER):
         return str(environ[LB_DN_HEADER])
     return None
+
+
+def limited_proxy(environ: dict[str, Any], proxy_dns: frozenset[str]) -> bool:
+    """Whether the verified certificate is a limited proxy: Globus' legacy form by its
+    name, RFC 3820's by the policy Apache read from it (GRID_PROXY_LIMITED)."""
+    dn = _presented_dn(environ, proxy_dns)
+    if dn is None:
+        return False
+    via_lb = dn != environ.get("SSL_CLIENT_S_DN")
+    return "/CN=limited proxy" in dn or bool(
+        environ.get(LB_LIMITED_HEADER if via_lb else LIMITED_ENV)
+    )
 
 
 def client_issuer(environ: dict[str, Any], proxy_dns: frozenset[str]) -> str | None:
@@ -68,14 +100,43 @@ def _is_load_balancer(environ: dict[str, Any], dn: str, proxy_dns: frozenset[str
     return dn in proxy_dns and bool(issuer) and issuer == environ.get("SSL_SERVER_I_DN")
 
 
+def client_fqans(environ: dict[str, Any], proxy_dns: frozenset[str]) -> tuple[str, ...]:
+    """The verified VOMS FQANs of the certificate client_dn names (the load balancer's
+    header when it speaks for its client)."""
+    dn = client_dn(environ, proxy_dns)
+    if dn is None:
+        return ()
+    via_lb = dn != environ.get("SSL_CLIENT_S_DN")
+    return fqans(str(environ.get(LB_FQANS_HEADER if via_lb else FQANS_ENV) or ""))
+
+
+def fqans(raw: str) -> tuple[str, ...]:
+    """FQANs from gridsite's ';'-separated list; anything not shaped as one is dropped."""
+    return tuple(f for f in (p.strip() for p in raw.split(";")[:64]) if _FQAN.match(f))
+
+
+def has_role(fqan_list: tuple[str, ...], roles: frozenset[str]) -> bool:
+    """Whether an FQAN carries one of ``roles`` (``/atlas/Role=production``): the group
+    and role must match exactly; a capability after them is ignored."""
+    return any(f.split("/Capability=")[0] in roles for f in fqan_list)
+
+
 def identify(
-    environ: dict[str, Any], proxy_dns: frozenset[str], production_dns: frozenset[str]
+    environ: dict[str, Any],
+    proxy_dns: frozenset[str],
+    production_dns: frozenset[str],
+    production_roles: frozenset[str] = frozenset(),
 ) -> Identity:
     """Who is calling: a proxy counts as its owner (the end-entity DN), so a job
-    submitted with one proxy is the same user's with the next."""
+    submitted with one proxy is the same user's with the next. Production by the DN
+    list or by a verified VOMS role of ``production_roles``. A limited proxy is nobody."""
     dn = client_dn(environ, proxy_dns)
-    owner = owner_dn(dn, client_issuer(environ, proxy_dns)) if dn else None
-    return Identity(dn=owner, production=member(owner, production_dns))
+    if dn is None:
+        return Identity(dn=None, production=False, limited=limited_proxy(environ, proxy_dns))
+    found = client_fqans(environ, proxy_dns)
+    owner = owner_dn(dn, client_issuer(environ, proxy_dns))
+    production = member(owner, production_dns) or has_role(found, production_roles)
+    return Identity(dn=owner, production=production, fqans=found)
 
 
 def member(dn: str | None, dns: frozenset[str]) -> bool:

@@ -49,6 +49,7 @@ class ServerConfig:
     database: DbSettings
     instance: str = field(default_factory=socket.gethostname)
     production_dns: frozenset[str] = frozenset()
+    production_roles: frozenset[str] = frozenset()  # VOMS roles: /atlas/Role=production
     trusted_proxy_dns: frozenset[str] = frozenset()  # the load balancers' certificates
     queues: dict[str, dict[str, Any]] = field(default_factory=dict)
     max_body: int = MAX_BODY
@@ -74,6 +75,7 @@ class ServerConfig:
             database=DbSettings.from_dict(data["database"]),
             instance=data.get("instance") or socket.gethostname(),
             production_dns=canonical_dns(data.get("production_dns", [])),
+            production_roles=frozenset(data.get("production_roles", [])),
             trusted_proxy_dns=frozenset(data.get("trusted_proxy_dns", [])),
             queues=dict(data.get("queues", {})),
             max_body=int(data.get("max_body", MAX_BODY)),
@@ -291,7 +293,7 @@ class Server:
     ) -> list[bytes]:
         """Prometheus' text format: this server's counts (all its processes), and the
         jobs by state and queue as the database has them (absent while it is away)."""
-        identity = identify(environ, self.config.trusted_proxy_dns, self.config.production_dns)
+        identity = self.identify(environ)
         if identity.dn not in self.config.metrics_dns:
             body = envelope(None, "metrics are for the facility's Prometheus and operators", False)
             return respond_json(start_response, body, 403, served_by)
@@ -321,7 +323,7 @@ class Server:
         """The caller: a verified certificate (directly or through the load balancer),
         else a bearer token with its Origin (tokens), else nobody. A token that is not
         believed is a 403, one whose issuer cannot be read now a 503."""
-        identity = identify(environ, self.config.trusted_proxy_dns, self.config.production_dns)
+        identity = self.identify(environ)
         auth = str(environ.get("HTTP_AUTHORIZATION", ""))
         if identity.authenticated or not auth.lower().startswith("bearer "):
             return identity
@@ -339,10 +341,22 @@ class Server:
         return Identity(dn=name, production=production)
 
     # -- helpers ----------------------------------------------------------------------
+    def identify(self, environ: dict[str, Any]) -> Identity:
+        config = self.config
+        return identify(
+            environ, config.trusted_proxy_dns, config.production_dns, config.production_roles
+        )
+
+    @staticmethod
+    def need_identity(identity: Identity, what: str = "this call") -> None:
+        if identity.limited:
+            raise HttpError(403, f"{what} refuses a limited proxy")
+        if not identity.authenticated:
+            raise HttpError(403, f"{what} needs a client certificate")
+
     @staticmethod
     def need_production(identity: Identity) -> None:
-        if not identity.authenticated:
-            raise HttpError(403, "a client certificate is required")
+        Server.need_identity(identity)
         if not identity.production:
             raise HttpError(403, f"{identity.dn} is not a production (pilot) identity")
 
@@ -499,8 +513,7 @@ class Server:
         return [found.get(i) for i in ids]
 
     def _submit(self, jobs_field: Any, identity: Identity) -> list[list[Any]]:
-        if not identity.authenticated:
-            raise HttpError(403, "submitting jobs needs a client certificate")
+        self.need_identity(identity, "submitting jobs")
         try:
             new = [
                 jobspec.for_submitter(job, identity.production, self.config.user_max_priority)
@@ -542,14 +555,12 @@ class Server:
         """Upstream's form: GET ?job_ids=1&job_ids=2 with a certificate; per id, in
         order, {"status", "command"}: "tobekilled" for a cancelled job, and an unknown
         one is "unknown"."""
-        if not identity.authenticated:
-            raise HttpError(403, "a client certificate is required")
+        self.need_identity(identity)
         statuses = self._statuses(self.id_list(request.query("job_ids"), "job_ids"))
         return envelope([_status_answer(s) for s in statuses])
 
     def kill(self, request: Request, identity: Identity) -> dict[str, Any]:
-        if not identity.authenticated:
-            raise HttpError(403, "a client certificate is required")
+        self.need_identity(identity)
         ids = self.id_list(request.json().get("job_ids"), "job_ids")
         return envelope(jobs.kill(self.db.get(), ids, identity.dn or "", identity.production))
 

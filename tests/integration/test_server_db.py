@@ -23,6 +23,9 @@ PILOT = "/DC=ch/DC=cern/OU=Robots/CN=atlas pilot"
 USER = "/DC=ch/DC=cern/OU=Users/CN=someone"
 LB = "/CN=lb1.lab.panda.test"
 FACILITY_CA = "/CN=PanDA facility CA"
+PROD_ROLE = "/atlas/Role=production"
+GROUP_ROLE = "/atlas/usatlas/Role=production"
+LB_FQANS, LB_LIMITED = "HTTP_X_GRID_VOMS_FQANS", "HTTP_X_GRID_PROXY_LIMITED"
 GRID_CA = "/DC=ch/DC=cern/CN=CERN Grid Certification Authority"
 
 
@@ -33,6 +36,7 @@ def server(testdb_settings):
         database=settings,
         instance="srv-test",
         production_dns=canonical_dns([PILOT]),
+        production_roles=frozenset(["/atlas/Role=production"]),
         trusted_proxy_dns=frozenset([LB]),
         queues={"SITE_A": {"corecount": 8}},
         max_body=4096,
@@ -348,8 +352,22 @@ def test_updates_are_bound_to_the_dispatch_of_their_attempt(server, conn):
         ({"dn": USER}, False),  # authenticated, not production
         ({}, False),
         ({"dn": PILOT + "/CN=123456789"}, True),  # a proxy of the production DN
+        # VOMS: a role mod_gridsite verified (GRST_VOMS_FQANS), or the load balancer's
+        # header on its own connection; nothing else a client wrote.
+        ({"dn": USER, "headers": {"GRST_VOMS_FQANS": PROD_ROLE + "/Capability=NULL"}}, True),
+        ({"dn": USER, "headers": {"GRST_VOMS_FQANS": "/atlas/Role=NULL;" + GROUP_ROLE}}, False),
+        ({"dn": USER, "headers": {"GRST_VOMS_FQANS": "/cms/Role=production"}}, False),
+        ({"dn": USER, "headers": {"GRST_VOMS_FQANS": PROD_ROLE + "2"}}, False),
+        ({"dn": USER, "headers": {LB_FQANS: PROD_ROLE}}, False),
+        ({"via_lb": ((LB, FACILITY_CA), USER), "headers": {LB_FQANS: PROD_ROLE}}, True),
+        ({"via_lb": ((LB, FACILITY_CA), USER), "headers": {"GRST_VOMS_FQANS": PROD_ROLE}}, False),
+        ({"via_lb": ((USER, GRID_CA), USER), "headers": {LB_FQANS: PROD_ROLE}}, False),
+        # Limited proxies are nobody: RFC 3820's (marked by Apache), Globus' legacy ones.
+        ({"dn": PILOT + "/CN=123", "headers": {"GRID_PROXY_LIMITED": "1"}}, False),
+        ({"dn": PILOT + "/CN=limited proxy"}, False),
+        ({"via_lb": ((LB, FACILITY_CA), PILOT + "/CN=1"), "headers": {LB_LIMITED: "1"}}, False),
     ],
-)
+)  # fmt: skip
 def test_pilot_endpoints_need_a_production_identity(server, conn, kw, allowed):
     jobs.submit(conn, [jobs.NewJob("j", "SITE_A")], USER)
     status, answer = post_json(server, "/api/v1/pilot/acquire_jobs", {"site_name": "SITE_A"}, **kw)
@@ -496,6 +514,10 @@ def test_submit_needs_an_identity(server, conn):
     jobs_text = json.dumps([positional(**GOOD)])
     status, _ = post_json(server, "/api/v1/job/submit", {"jobs": jobs_text})
     assert status == 403 and count_jobs(conn) == 0
+    limited = {"SSL_CLIENT_I_DN": USER, "GRID_PROXY_LIMITED": "1"}
+    status, answer = post_json(server, "/api/v1/job/submit", {"jobs": jobs_text},
+                               dn=USER + "/CN=99", headers=limited)  # fmt: skip
+    assert status == 403 and "limited proxy" in answer["message"] and count_jobs(conn) == 0
 
 
 OPERATOR = "/DC=ch/DC=cern/OU=Users/CN=operator"

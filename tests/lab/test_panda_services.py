@@ -37,6 +37,7 @@ from labhosts import (
     SERVER_VIP,
     SERVERS,
     USER_DN,
+    exec_in,
     lab_host,
     run_ok,
 )  # fmt: skip
@@ -81,7 +82,9 @@ class _Resolving(urllib.request.HTTPSHandler):
 
 
 def _send(request: urllib.request.Request, server: str, cert: Path | None) -> tuple[int, dict]:
-    opener = urllib.request.build_opener(_Resolving(ADDRESSES[server], context=tls(cert)))
+    """``server``: a lab host's name, or the pandaserver VIP ("vip")."""
+    address = SERVER_VIP if server == "vip" else ADDRESSES[server]
+    opener = urllib.request.build_opener(_Resolving(address, context=tls(cert)))
     try:
         with opener.open(request, timeout=30) as answer:
             return answer.status, json.load(answer)
@@ -176,10 +179,10 @@ def ca_dir(tmp: Path) -> Path:
     return d
 
 
-def test_panda_client_with_a_token_through_the_vip(converged, tmp_path):
-    """panda-client 2.2.0 in oidc mode (no certificate): submits, reads and kills through
-    the pandaserver VIP as the token's user; the VO's auth config is published."""
-    token = lab_issuer().mint(**TOKEN_USER)
+def panda_client(auth: dict[str, str], tmp: Path, label: str) -> list:
+    """panda-client 2.2.0 through the pandaserver VIP, authenticated by ``auth`` (its
+    environment: a proxy file, or a token): submits a job of ``label``, reads it and
+    kills it; what each call answered ([status, message] when the submission failed)."""
     base = f"https://pandaserver.{DOMAIN}:25443"
     script = (
         "import json, socket\n"
@@ -188,41 +191,55 @@ def test_panda_client_with_a_token_through_the_vip(converged, tmp_path):
         f"if h.endswith('.{DOMAIN}') else h, *a, **k)\n"
         "from pandaclient import Client\n"
         "from pandaclient.JobSpec import JobSpec\n"
-        f"job = JobSpec(); job.computingSite = '{HAND_QUEUE}'; job.jobName = 'lab-token-job'\n"
-        "job.transformation = '/bin/echo'; job.prodSourceLabel = 'user'\n"
+        f"job = JobSpec(); job.computingSite = '{HAND_QUEUE}'; job.jobName = 'lab-grid-job'\n"
+        f"job.transformation = '/bin/echo'; job.prodSourceLabel = '{label}'\n"
         "s, out = Client.submitJobs([job])\n"
+        "if s != 0 or not isinstance(out, list) or not out[0][0]:\n"
+        "    print(json.dumps([s, str(out)])); raise SystemExit(0)\n"
         "s2, found = Client.getJobStatus([out[0][0]])\n"
         "s3, killed = Client.killJobs([out[0][0]])\n"
         "s4, after = Client.getJobStatus([out[0][0]])\n"
-        "print(json.dumps([s, out, s2, found[0].prodUserID, s3, after[0].jobStatus]))\n"
+        "print(json.dumps([s, out, s2, found[0].prodUserID, found[0].prodSourceLabel, s3,"
+        " after[0].jobStatus]))\n"
     )
     env = {
-        "PATH": os.environ["PATH"], "HOME": str(tmp_path), "PANDA_URL_SSL": base,
+        "PATH": os.environ["PATH"], "HOME": str(tmp), "PANDA_URL_SSL": base,
         "PANDA_URL": base, "PANDACACHE_URL": base, "PANDA_BEHIND_REAL_LB": "1",
-        "PANDA_AUTH": "oidc", "PANDA_AUTH_VO": "atlas", "PANDA_AUTH_ID_TOKEN": token,
-        "PANDA_CONFIG_ROOT": str(tmp_path), "X509_CERT_DIR": str(ca_dir(tmp_path)),
+        "PANDA_CONFIG_ROOT": str(tmp), "X509_CERT_DIR": str(tmp / "certificates"), **auth,
     }  # fmt: skip
+    if not (tmp / "certificates").exists():
+        ca_dir(tmp)
     proc = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    status, out, status2, owner, status3, state = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert status == 0 and out[0][0] > 0 and status2 == 0 and status3 == 0
-    assert owner == "Lab Token User/CN=nickname:ltu"
-    assert state == "cancelled"
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_panda_client_with_a_token_through_the_vip(converged, tmp_path):
+    """panda-client 2.2.0 in oidc mode (no certificate): submits, reads and kills through
+    the pandaserver VIP as the token's user; the VO's auth config is published."""
+    token = lab_issuer().mint(**TOKEN_USER)
+    auth = {"PANDA_AUTH": "oidc", "PANDA_AUTH_VO": "atlas", "PANDA_AUTH_ID_TOKEN": token}
+    s, _, s2, owner, _, s3, state = panda_client(auth, tmp_path, "user")
+    assert (s, s2, s3, owner, state) == (0, 0, 0, "Lab Token User/CN=nickname:ltu", "cancelled")
     code, config = vip_get("/auth/atlas_auth_config.json")
     assert code == 200 and config["oidc_config_url"].startswith(ISSUER_URL), config
 
 
-def vip_get(path: str, headers: dict | None = None) -> tuple[int, dict]:
+def vip_post(path: str, body: dict, cert: Path) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"https://pandaserver.{DOMAIN}:25443{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    return _send(request, "vip", cert)
+
+
+def vip_get(path: str, headers: dict | None = None, cert: Path | None = None) -> tuple[int, dict]:
     request = urllib.request.Request(f"https://pandaserver.{DOMAIN}:25443{path}",
                                      headers=headers or {})  # fmt: skip
-    opener = urllib.request.build_opener(_Resolving(SERVER_VIP, context=tls()))
-    try:
-        with opener.open(request, timeout=30) as answer:
-            return answer.status, json.load(answer)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.load(exc)
+    return _send(request, "vip", cert)
 
 
 def test_tokens_the_lab_does_not_believe_are_refused_at_the_vip(converged):
@@ -233,9 +250,155 @@ def test_tokens_the_lab_does_not_believe_are_refused_at_the_vip(converged):
         assert code == 403 and "token refused" in answer["message"], answer
 
 
-def positional(name: str) -> list:
+GRID_USER_DN = "/DC=test/DC=panda/CN=Grid User"
+VOMS_DN = "/DC=test/DC=panda/CN=voms.lab.panda.test"  # inventories/lab: facility_voms_servers
+PRODUCTION_FQAN = "/atlas/Role=production/Capability=NULL"
+
+
+def _private(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture(scope="module")
+def grid_creds(tmp_path_factory) -> dict[str, Path]:
+    """One grid user's RFC 3820 proxy, a limited one, and a VOMS proxy with the
+    production role that voms-proxy-fake makes (on site1) with the certificate of the
+    lab VO's VOMS server. Each file: the chain, its key and the lab CA (panda-client's
+    X509_USER_PROXY)."""
+    d = tmp_path_factory.mktemp("grid")
+    ca = testpki.load_ca(CA_CERT, CA_KEY)
+    owner = testpki.issue(GRID_USER_DN, ca)
+    chain_end = testpki.pem(owner[0]) + testpki.pem(ca[0])
+    found = {}
+    for label, limited in (("proxy", False), ("limited", True)):
+        cert, key = testpki.proxy(owner, limited)
+        found[label] = _private(
+            d / f"{label}.pem", testpki.pem(cert) + testpki.pem(key) + chain_end
+        )
+    voms = testpki.voms_server(VOMS_DN, ca)
+    work = "/root/voms-test"
+    assert exec_in("site1", "install", "-d", "-m", "0700", work).returncode == 0
+    try:
+        for name, obj in {"user.crt": owner[0], "user.key": owner[1],
+                          "voms.crt": voms[0], "voms.key": voms[1]}.items():  # fmt: skip
+            local = _private(d / name, testpki.pem(obj))
+            subprocess.run(["docker", "cp", str(local), f"lab-site1:{work}/{name}"], check=True)
+        made = exec_in(
+            "site1", "voms-proxy-fake", "-cert", f"{work}/user.crt", "-key", f"{work}/user.key",
+            "-hostcert", f"{work}/voms.crt", "-hostkey", f"{work}/voms.key", "-voms", "atlas",
+            "-fqan", PRODUCTION_FQAN, "-uri", "voms.lab.panda.test:15000", "-hours", "2",
+            "-out", f"{work}/voms.pem",
+        )  # fmt: skip
+        assert made.returncode == 0, made.stdout + made.stderr
+        proxy = exec_in("site1", "cat", f"{work}/voms.pem").stdout.encode()
+    finally:
+        exec_in("site1", "rm", "-rf", work)
+    found["voms"] = _private(d / "voms.pem", proxy + testpki.pem(ca[0]))
+    return found
+
+
+def test_panda_client_with_a_proxy_and_a_voms_proxy_through_the_vip(
+    converged, grid_creds, tmp_path
+):
+    """panda-client with an RFC 3820 proxy submits, reads and kills as the proxy's owner;
+    a managed (production) job is refused to it and accepted from the same user's VOMS
+    proxy with /atlas/Role=production, whose attribute certificate the load balancer's
+    Apache verified against the lab VO's .lsc file."""
+    proxy, voms = ({"X509_USER_PROXY": str(grid_creds[k])} for k in ("proxy", "voms"))
+    s, _, s2, owner, label, s3, state = panda_client(proxy, tmp_path, "user")
+    assert (s, s2, s3, owner, label, state) == (0, 0, 0, GRID_USER_DN, "user", "cancelled")
+    refused = panda_client(proxy, tmp_path, "managed")
+    assert len(refused) == 2 and refused[0] != 0, refused  # panda-client says no more
+    managed = positional("lab-grid-managed")
+    managed[JOB_LABEL] = "managed"
+    code, answer = vip_post("/api/v1/job/submit", {"jobs": json.dumps([managed])},
+                            grid_creds["proxy"])  # fmt: skip
+    assert code == 403 and "prodSourceLabel=managed" in answer["message"], answer
+    s, _, s2, owner, label, s3, state = panda_client(voms, tmp_path, "managed")
+    assert (s, s2, s3, owner, label, state) == (0, 0, 0, GRID_USER_DN, "managed", "cancelled")
+
+
+PILOTS_ONLY = "/api/v1/pilot/get_job_status?job_ids=1"
+FORGED = {"X-SSL-Client-S-DN": PILOT_DN, "X-SSL-Client-Verify": "SUCCESS",
+          "X-Grid-VOMS-FQANs": PRODUCTION_FQAN, "X-Grid-Proxy-Limited": ""}  # fmt: skip
+
+
+def test_grid_credentials_at_the_vip_and_each_backend(converged, grid_creds):
+    """The same answers through the VIP and straight at a server: the VOMS production
+    role reaches the pilots' calls, a plain proxy does not (nor with the identity
+    headers written by itself), and a limited proxy is nobody."""
+
+    def both(path: str, cert: Path, headers: dict | None = None) -> list[tuple[int, dict]]:
+        request = urllib.request.Request(
+            f"https://srv1.{DOMAIN}:25443{path}", headers=headers or {}
+        )
+        return [vip_get(path, headers, cert), _send(request, "srv1", cert)]
+
+    for code, answer in both(PILOTS_ONLY, grid_creds["voms"]):
+        assert code == 200 and answer["success"], answer
+    for headers in (None, FORGED):
+        for code, answer in both(PILOTS_ONLY, grid_creds["proxy"], headers):
+            assert code == 403 and "not a production" in answer["message"], answer
+    for code, answer in both("/api/v1/job/get_status?job_ids=1", grid_creds["limited"]):
+        assert code == 403 and "limited proxy" in answer["message"], answer
+
+
+def test_a_revoked_certificate_is_refused_at_the_vip_and_the_backends(converged, tmp_path):
+    """A CRL in the grid CA directory (as fetch-crl installs it, then Apache reloads)
+    that revokes a user's certificate: its proxies are refused in the TLS handshake at
+    the VIP and at each server; the facility's own CRL comes back afterwards."""
+    ca = testpki.load_ca(CA_CERT, CA_KEY)
+    owner = testpki.issue("/DC=test/DC=panda/CN=Revoked User", ca)
+    proxy, key = testpki.proxy(owner)
+    pem = _private(tmp_path / "revoked.pem", testpki.pem(proxy) + testpki.pem(key)
+                   + testpki.pem(owner[0]))  # fmt: skip
+    assert vip_get("/api/v1/job/get_status?job_ids=1", cert=pem)[0] == 200
+    crl_file = f"/etc/grid-security/certificates/{next(ca_dir(tmp_path).glob('*.0')).stem}.r0"
+    hosts = ["lb1", "lb2", *SERVERS]
+    saved = {h: lab_host(h).file(crl_file).content for h in hosts}
+    revoking = tmp_path / "revoking.r0"
+    revoking.write_bytes(testpki.crl(ca, [owner[0].serial_number]))
+    revoking.chmod(0o644)
+
+    def install(files: dict[str, Path]) -> None:
+        for host, local in files.items():
+            subprocess.run(["docker", "cp", str(local), f"lab-{host}:{crl_file}"], check=True)
+            assert exec_in(host, "systemctl", "reload", "apache2").returncode == 0
+
+    try:
+        install(dict.fromkeys(hosts, revoking))
+        time.sleep(1)
+        request = urllib.request.Request(
+            f"https://srv1.{DOMAIN}:25443/api/v1/job/get_status?job_ids=1"
+        )
+        for attempt in (lambda: vip_get("/api/v1/job/get_status?job_ids=1", cert=pem),
+                        lambda: _send(request, "srv1", pem)):  # fmt: skip
+            with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
+                attempt()
+    finally:
+        originals = {}
+        for host, data in saved.items():
+            originals[host] = tmp_path / f"{host}.r0"
+            originals[host].write_bytes(data)
+            originals[host].chmod(0o644)
+        install(originals)
+    assert vip_get("/api/v1/job/get_status?job_ids=1", cert=pem)[0] == 200
+
+
+def _job_attributes() -> tuple[str, ...]:
     sys.path.insert(0, str(ROOT / "src"))
     from pandafacility.jobspec import JOB_ATTRIBUTES
+
+    return tuple(JOB_ATTRIBUTES)
+
+
+JOB_LABEL = _job_attributes().index("prodSourceLabel")
+
+
+def positional(name: str) -> list:
+    JOB_ATTRIBUTES = _job_attributes()
 
     values = {"jobName": name, "computingSite": HAND_QUEUE, "transformation": "/bin/true"}
     return [values.get(a, "NULL") for a in JOB_ATTRIBUTES] + [[]]

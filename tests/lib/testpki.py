@@ -16,7 +16,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 # RFC 3820 proxyCertInfo, and its policy languages: inherit all of the owner's rights,
@@ -71,6 +71,43 @@ def issue(
         san = x509.SubjectAlternativeName([_san(s) for s in sans])
         builder = builder.add_extension(san, critical=False)
     return builder.sign(signer, hashes.SHA256()), key
+
+
+def voms_server(dn: str, ca: tuple[x509.Certificate, Any]) -> tuple[x509.Certificate, Any]:
+    """A VOMS server's certificate as voms-proxy-fake needs it: an RSA key, and key
+    identifiers (its attribute certificates name the issuer's)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name(dn))
+        .issuer_name(ca[0].subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=2))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca[0].public_key()), False
+        )
+    )
+    return builder.sign(ca[1], hashes.SHA256()), key
+
+
+def crl(ca: tuple[x509.Certificate, Any], serials: list[int], hours: int = 2) -> bytes:
+    """The CA's revocation list (PEM) revoking ``serials``, as fetch-crl would install it."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca[0].subject)
+        .last_update(now - datetime.timedelta(minutes=5))
+        .next_update(now + datetime.timedelta(hours=hours))
+    )
+    for serial in serials:
+        revoked = x509.RevokedCertificateBuilder().serial_number(serial)
+        builder = builder.add_revoked_certificate(revoked.revocation_date(now).build())
+    return builder.sign(ca[1], hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 
 
 def pem(obj: Any) -> bytes:

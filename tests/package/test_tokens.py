@@ -8,8 +8,8 @@ import threading
 import time
 
 import pytest
-import testtokens
 
+import testtokens
 from pandafacility import tokens
 
 URL = "https://iam.test/.well-known/openid-configuration"
