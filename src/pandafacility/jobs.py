@@ -2,9 +2,11 @@
 reaper for jobs whose pilot went silent. The web layers (legacy form protocol and the
 JSON API) translate requests into these calls; every rule about job states is here.
 
-States: defined -> activated -> sent -> starting -> running -> finished | failed |
-cancelled. A pilot may report a later state directly (sent -> running), repeat the
-current one (a heartbeat), or end a job; nothing leaves a final state.
+States: defined -> activated -> sent -> starting -> running [-> holding ->
+transferring] -> finished | failed | cancelled (holding: the pilot retries its
+stage-out; transferring: its outputs are on their way; both still the pilot's). A
+pilot may report a later state directly (sent -> running), repeat the current one (a
+heartbeat), or end a job; nothing leaves a final state.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from typing import Any
 
 from pandafacility import reports
 
-STATES = ("defined", "activated", "sent", "starting", "running", "finished", "failed", "cancelled")
+STATES = (
+    "defined", "activated", "sent", "starting", "running", "holding", "transferring",
+    "finished", "failed", "cancelled",
+)  # fmt: skip
 FINAL = frozenset({"finished", "failed", "cancelled"})
-ACTIVE = frozenset({"sent", "starting", "running"})
+ACTIVE = frozenset({"sent", "starting", "running", "holding", "transferring"})
 UNDISPATCHED = frozenset({"defined", "activated"})  # no pilot holds these
 _ORDER = {state: index for index, state in enumerate(STATES)}
 
@@ -144,7 +149,7 @@ def acquire(conn: Any, site: str, n_jobs: int, pilot_id: str = "", node: str = "
 
 
 # The columns a pilot's report may set (reports.FIELDS); nothing else, not its state.
-UPDATABLE = frozenset(reports.COLUMNS)
+UPDATABLE = frozenset(reports.COLUMNS) | {reports.REPORT_COLUMN}
 
 
 def update(
@@ -199,6 +204,10 @@ def update(
         if state in FINAL and state != old and "end_time" not in values:
             sets.append("end_time = UTC_TIMESTAMP(6)")
         for key, value in values.items():
+            if key == reports.REPORT_COLUMN:  # merged: a later report adds to the earlier
+                sets.append(f"{key} = JSON_MERGE_PATCH(COALESCE({key}, '{{}}'), %s)")
+                args.append(json.dumps(value))
+                continue
             sets.append(f"{key} = %s")
             args.append(value)
         cur.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE panda_id = %s", (*args, panda_id))

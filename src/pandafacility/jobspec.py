@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import uuid
 from typing import Any
 
 from pandafacility import safejson
@@ -302,10 +303,10 @@ _TIMES = {
 def describe(row: dict[str, Any]) -> dict[str, Any]:
     """A stored job as the attribute dict panda-client reads: what was submitted, with
     the server's own columns (state, times, errors) over it."""
-    spec = row.get("spec") or {}
-    if isinstance(spec, (str, bytes)):
-        spec = json.loads(spec)
+    spec = _json(row.get("spec"))
     described = {k: v for k, v in spec.items() if k in JOB_ATTRIBUTES or k == "Files"}
+    report = _json(row.get("pilot_report"))
+    described.update({k: v for k, v in report.items() if k in JOB_ATTRIBUTES})
     for name, column in _COLUMNS.items():
         if row.get(column) is not None:
             described[name] = row[column]
@@ -314,6 +315,127 @@ def describe(row: dict[str, Any]) -> dict[str, Any]:
             described[name] = {"__datetime__": row[column].isoformat()}
     described.setdefault("Files", [])
     return described
+
+
+def _json(value: Any) -> dict[str, Any]:
+    if isinstance(value, (str, bytes)):
+        value = json.loads(value)
+    return value if isinstance(value, dict) else {}
+
+
+def _whole(value: Any, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+_LFN_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_LOG_GUIDS = uuid.UUID("5b7e0d2a-8c1f-4f7e-9a55-0a0d00000000")  # the generated logs' namespace
+
+
+def job_log(row: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """The job's log file: the submitted one, else one named after the job, its PanDA
+    ID and attempt (with a GUID derived from those), so that every pilot saves a log."""
+    for f in spec.get("Files") or []:
+        if isinstance(f, dict) and f.get("type") == "log" and f.get("lfn"):
+            return {**f, "GUID": f.get("GUID") or _log_guid(row)}
+    name = _LFN_UNSAFE.sub("_", str(row["job_name"]))[:80]
+    dataset = f"panda.{row['panda_id']}.log"
+    return {
+        "lfn": f"{name}.{row['panda_id']}.{row['attempt_nr']}.log.tgz",
+        "GUID": _log_guid(row),
+        "type": "log",
+        "scope": row.get("vo") or "panda",
+        "dataset": dataset,
+        "destinationDBlock": dataset,
+    }
+
+
+def _log_guid(row: dict[str, Any]) -> str:
+    return str(uuid.uuid5(_LOG_GUIDS, f"{row['panda_id']}.{row['attempt_nr']}"))
+
+
+def pilot_description(row: dict[str, Any]) -> dict[str, Any]:
+    """A dispatched job as a pilot reads it: upstream's job description (the same keys,
+    per-file values as comma-separated lists, the log last among the outputs), from the
+    stored submission and the server's columns."""
+    spec = _json(row.get("spec"))
+    files = [f for f in spec.get("Files") or [] if isinstance(f, dict)]
+    ins = [f for f in files if f.get("type") == "input"]
+    outs = [f for f in files if f.get("type") == "output"]
+    log = job_log(row, spec)
+
+    def per(items: list[dict[str, Any]], key: str) -> str:
+        return ",".join(_text(f.get(key)) for f in items)
+
+    def text(key: str) -> str:
+        return _text(spec.get(key))
+
+    def whole(key: str, default: int = 0) -> int:
+        return _whole(spec.get(key), default)
+
+    return {
+        "StatusCode": 0,
+        "PandaID": row["panda_id"],
+        "prodSourceLabel": row["prod_source_label"],
+        "swRelease": text("AtlasRelease"),
+        "homepackage": text("homepackage"),
+        "transformation": row["transformation"],
+        "jobName": row["job_name"],
+        "jobDefinitionID": row["job_definition_id"],
+        "cloud": text("cloud"),
+        "inFiles": per(ins, "lfn"),
+        "dispatchDblock": per(ins, "dispatchDBlock"),
+        "dispatchDBlockToken": per(ins, "dispatchDBlockToken"),
+        "dispatchDBlockTokenForOut": per([*outs, log], "dispatchDBlockToken"),
+        "outFiles": per([*outs, log], "lfn"),
+        "destinationDblock": per([*outs, log], "destinationDBlock"),
+        "destinationDBlockToken": per([*outs, log], "destinationDBlockToken"),
+        "prodDBlocks": per(ins, "prodDBlock"),
+        "prodDBlockToken": per(ins, "prodDBlockToken"),
+        "realDatasets": per([*outs, log], "dataset"),
+        "realDatasetsIn": per(ins, "dataset"),
+        "fileDestinationSE": per([*outs, log], "destinationSE"),
+        "logFile": log["lfn"],
+        "logGUID": log["GUID"],
+        "jobPars": row["job_parameters"] or "",
+        "attemptNr": row["attempt_nr"],
+        "GUID": per(ins, "GUID"),
+        "checksum": per(ins, "checksum"),
+        "fsize": per(ins, "fsize"),
+        "scopeIn": per(ins, "scope"),
+        "scopeOut": per(outs, "scope"),
+        "scopeLog": _text(log.get("scope")),
+        "ddmEndPointIn": per(ins, "ddmEndPoint"),
+        "ddmEndPointOut": per([*outs, log], "ddmEndPoint"),
+        "destinationSE": text("destinationSE"),
+        "prodUserID": row["owner_dn"],
+        "maxCpuCount": whole("maxCpuCount"),
+        "minRamCount": whole("minRamCount"),
+        "maxDiskCount": whole("maxDiskCount"),
+        "cmtConfig": text("cmtConfig"),
+        "processingType": text("processingType"),
+        "transferType": text("transferType"),
+        "sourceSite": text("sourceSite"),
+        "currentPriority": row["current_priority"],
+        "taskID": whole("jediTaskID", whole("taskID")),
+        "coreCount": row["core_count"] or 1,
+        "jobsetID": whole("jobsetID"),
+        "reqID": whole("reqID"),
+        "nucleus": text("nucleus"),
+        "maxWalltime": row["max_walltime"] or 0,
+        "resource_type": text("resource_type"),
+        "ioIntensity": None,
+        "ioIntensityUnit": None,
+        "nSent": 0,
+        # Not upstream's: the facility's own pilot reads its queue here.
+        "computingSite": row["computing_site"],
+    }
 
 
 # Upstream's production sources: only a production identity submits these.

@@ -35,23 +35,52 @@ FIELDS = (
     ("endTime", "end_time", "end_time", "time", 0),
 )
 COLUMNS = tuple(f[2] for f in FIELDS)
+# What else a pilot reports (pilot3's final update), kept as sent in one JSON column by
+# the job's attribute name (what panda-client reads back): (legacy name, JSON API name,
+# attribute, kind, limit). The file report (xml) and the job report (metaData) are
+# bounded at 64 KiB each.
+EXTRA = (
+    ("cpuConsumptionUnit", "cpu_consumption_unit", "cpuConsumptionUnit", "text", 128),
+    ("cpuConversionFactor", "cpu_conversion_factor", "cpuConversion", "float", BIG),
+    ("meanCoreCount", "mean_core_count", "meanCoreCount", "float", INT),
+    ("pilotTiming", "pilot_timing", "pilotTiming", "text", 100),
+    ("schedulerID", "scheduler_id", "schedulerID", "text", 128),
+    ("cpu_architecture_level", "cpu_architecture_level", "cpu_architecture_level", "text", 20),
+    ("xml", "xml", "fileReport", "text", 65536),
+    ("metaData", "meta_data", "metadata", "text", 65536),
+    *((n, _snake, n, "int", BIG) for n, _snake in (
+        ("maxVMEM", "max_vmem"), ("maxSWAP", "max_swap"), ("maxPSS", "max_pss"),
+        ("avgRSS", "avg_rss"), ("avgVMEM", "avg_vmem"), ("avgSWAP", "avg_swap"),
+        ("avgPSS", "avg_pss"), ("totRCHAR", "tot_rchar"), ("totWCHAR", "tot_wchar"),
+        ("totRBYTES", "tot_rbytes"), ("totWBYTES", "tot_wbytes"), ("rateRCHAR", "rate_rchar"),
+        ("rateWCHAR", "rate_wchar"), ("rateRBYTES", "rate_rbytes"), ("rateWBYTES", "rate_wbytes"),
+    )),
+)  # fmt: skip
+REPORT_COLUMN = "pilot_report"
 _EPOCH_MIN = 946684800  # 2000-01-01: anything earlier is not a job's time
 _LATE = 86400  # a clock a day ahead is wrong, not early
 
 
 def pilot_values(fields: dict[str, Any], legacy: bool) -> dict[str, Any]:
-    """The columns this report sets; absent, empty, "NULL" and malformed fields set
-    nothing."""
+    """The columns this report sets (the rest of what it carries under REPORT_COLUMN);
+    absent, empty, "NULL" and malformed fields set nothing."""
+    values = _read(fields, legacy, FIELDS)
+    extra = _read(fields, legacy, EXTRA)
+    if extra:
+        values[REPORT_COLUMN] = extra
+    return values
+
+
+def _read(fields: dict[str, Any], legacy: bool, known: tuple) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for legacy_name, api_name, column, kind, limit in FIELDS:
-        name = legacy_name if legacy else api_name
-        raw = fields.get(name)
+    for legacy_name, api_name, column, kind, limit in known:
+        raw = fields.get(legacy_name if legacy else api_name)
         if raw is None or raw == "" or raw == "NULL":
             continue
         if kind == "text":
             values[column] = str(raw)[:limit]
-        elif kind == "int":
-            number = _number(raw, limit)
+        elif kind in ("int", "float"):
+            number = _number(raw, limit, kind == "int")
             if number is not None:
                 values[column] = number
         else:
@@ -61,14 +90,14 @@ def pilot_values(fields: dict[str, Any], legacy: bool) -> dict[str, Any]:
     return values
 
 
-def _number(raw: Any, bound: int) -> int | None:
+def _number(raw: Any, bound: int, whole: bool = True) -> float | None:
     try:
         value = float(raw) if not isinstance(raw, bool) else math.nan
     except (TypeError, ValueError):
         return None
     if not math.isfinite(value) or abs(value) >= bound:
         return None
-    return int(value)
+    return int(value) if whole else value
 
 
 def _time(raw: Any) -> datetime | None:

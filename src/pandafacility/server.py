@@ -149,27 +149,6 @@ def envelope(data: Any = None, message: str = "", success: bool = True) -> dict[
     return {"success": success, "message": message, "data": data}
 
 
-def pilot_job(row: dict[str, Any]) -> dict[str, Any]:
-    """A dispatched job as the pilot reads it (flat keys, StatusCode 0)."""
-    return {
-        "StatusCode": 0,
-        "PandaID": row["panda_id"],
-        "jobName": row["job_name"],
-        "prodSourceLabel": row["prod_source_label"],
-        "transformation": row["transformation"],
-        "jobPars": row["job_parameters"] or "",
-        "inFiles": "",
-        "outFiles": "",
-        "logFile": "",
-        "attemptNr": row["attempt_nr"],
-        "coreCount": row["core_count"] or 1,
-        "maxWalltime": row["max_walltime"] or 0,
-        "computingSite": row["computing_site"],
-        "jobDefinitionID": row["job_definition_id"],
-        "currentPriority": row["current_priority"],
-    }
-
-
 class Server:
     """Routes requests to the job store; one instance per mod_wsgi process."""
 
@@ -389,7 +368,7 @@ class Server:
     def legacy_get_job(self, request: Request, identity: Identity) -> dict[str, Any]:
         keys = {"site": "siteName", "n_jobs": "", "node": "node", "pilot": "pilotID"}
         got = self._acquire(request.form(), identity, keys)
-        return pilot_job(got[0]) if got else {"StatusCode": LEGACY_NO_JOB}
+        return jobspec.pilot_description(got[0]) if got else {"StatusCode": LEGACY_NO_JOB}
 
     def acquire_jobs(self, request: Request, identity: Identity) -> dict[str, Any]:
         keys = {"site": "site_name", "n_jobs": "n_jobs", "node": "node", "pilot": "worker_id"}
@@ -399,7 +378,7 @@ class Server:
         got = self._acquire(fields, identity, keys)
         if not got:
             return envelope(None, "No jobs in PanDA", False)
-        return envelope({"StatusCode": 0, "jobs": [pilot_job(row) for row in got]})
+        return envelope({"StatusCode": 0, "jobs": [jobspec.pilot_description(row) for row in got]})
 
     def _update(
         self, panda_id: int, state: str, values: dict[str, Any], attempt: int

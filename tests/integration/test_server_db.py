@@ -227,6 +227,136 @@ def test_pilot3s_final_update_is_stored(server, conn):
                   for t in (final["startTime"], final["endTime"]))  # fmt: skip
     assert (row["start_time"], row["end_time"]) == (start, end)
     assert row["core_count"] is None  # what was asked for stays apart from what was used
+    # The rest of the report, kept as sent, read back by panda-client's names.
+    status, answer = post_json(server, "/api/v1/job/get_description", {"job_ids": [pid]}, dn=USER)
+    described = answer["data"][0]
+    assert (described["cpuConsumptionUnit"], described["schedulerID"]) == ("s+AMD EPYC", "f1")
+
+
+# Every key upstream's dispatcher puts in a job for a pilot (jobdispatcher Protocol.py).
+UPSTREAM_KEYS = (
+    "StatusCode",
+    "PandaID",
+    "prodSourceLabel",
+    "swRelease",
+    "homepackage",
+    "transformation",
+    "jobName",
+    "jobDefinitionID",
+    "cloud",
+    "inFiles",
+    "dispatchDblock",
+    "dispatchDBlockToken",
+    "dispatchDBlockTokenForOut",
+    "outFiles",
+    "destinationDblock",
+    "destinationDBlockToken",
+    "prodDBlocks",
+    "prodDBlockToken",
+    "realDatasets",
+    "realDatasetsIn",
+    "fileDestinationSE",
+    "logFile",
+    "logGUID",
+    "jobPars",
+    "attemptNr",
+    "GUID",
+    "checksum",
+    "fsize",
+    "scopeIn",
+    "scopeOut",
+    "scopeLog",
+    "ddmEndPointIn",
+    "ddmEndPointOut",
+    "destinationSE",
+    "prodUserID",
+    "maxCpuCount",
+    "minRamCount",
+    "maxDiskCount",
+    "cmtConfig",
+    "processingType",
+    "transferType",
+    "sourceSite",
+    "currentPriority",
+    "taskID",
+    "coreCount",
+    "jobsetID",
+    "reqID",
+    "nucleus",
+    "maxWalltime",
+    "resource_type",
+    "ioIntensity",
+    "ioIntensityUnit",
+    "nSent",
+)
+
+
+def a_file(kind: str, lfn: str, **more) -> list:
+    from pandafacility.jobspec import FILE_ATTRIBUTES
+
+    values = {"type": kind, "lfn": lfn, **more}
+    return [values.get(name, "NULL") for name in FILE_ATTRIBUTES]
+
+
+IN = {"scope": "data", "dataset": "ds.in"}
+
+
+def test_a_pilot_gets_upstreams_job_description_with_a_log_to_save(server, conn):
+    """Every key upstream hands a pilot, per-file values as parallel comma-separated
+    lists with the log last among the outputs; a job submitted without a log file gets
+    one named after it (a GUID of its own, the same for the same attempt)."""
+    job = positional(**GOOD, cmtConfig="x86_64-el9-gcc13-opt", maxCpuCount=7200, taskID=42)
+    job[-1] = [
+        a_file("input", "in1.root", GUID="G1", fsize=10, checksum="ad:1", **IN),
+        a_file("input", "in2.root", GUID="G2", fsize=20, checksum="ad:2", **IN),
+        a_file("output", "out.root", scope="user.u", dataset="ds.out", destinationDBlock="o"),
+        a_file("log", "mine.log.tgz", GUID="LG", scope="user.u", dataset="ds.log"),
+    ]  # fmt: skip
+    bare = positional(**{**GOOD, "jobName": "odd name/../x"})
+    status, answer = post_json(
+        server, "/api/v1/job/submit", {"jobs": json.dumps([job, bare])}, dn=USER
+    )
+    assert status == 200 and answer["success"], answer
+    (pid, _, _), (bare_pid, _, _) = answer["data"]
+    status, got = post_json(
+        server, "/api/v1/pilot/acquire_jobs", {"site_name": "SITE_A", "n_jobs": 2}, dn=PILOT
+    )
+    first, second = sorted(got["data"]["jobs"], key=lambda j: j["PandaID"])
+    assert set(UPSTREAM_KEYS) <= set(first) and first["PandaID"] == pid
+    assert (first["inFiles"], first["GUID"], first["fsize"], first["scopeIn"]) == (
+        "in1.root,in2.root", "G1,G2", "10,20", "data,data")  # fmt: skip
+    assert (first["outFiles"], first["realDatasets"], first["scopeOut"]) == (
+        "out.root,mine.log.tgz", "ds.out,ds.log", "user.u")  # fmt: skip
+    assert (first["logFile"], first["logGUID"], first["scopeLog"]) == (
+        "mine.log.tgz",
+        "LG",
+        "user.u",
+    )
+    assert (first["cmtConfig"], first["maxCpuCount"], first["taskID"]) == (
+        "x86_64-el9-gcc13-opt",
+        7200,
+        42,
+    )
+    assert first["prodUserID"] == USER and first["coreCount"] == 1
+    log = second["logFile"]
+    assert log == f"odd_name_.._x.{bare_pid}.1.log.tgz" and second["outFiles"] == log
+    assert second["logGUID"] and second["realDatasets"] == f"panda.{bare_pid}.log"
+    assert second["scopeOut"] == "" and second["inFiles"] == ""
+
+
+@pytest.mark.parametrize("path", ["/server/panda/updateJob", "/api/v1/pilot/update_job"])
+def test_holding_and_transferring_are_the_pilots_states(server, conn, path):
+    (pid,) = jobs.submit(conn, [jobs.NewJob("j", "SITE_A")], USER)
+    post_json(server, "/api/v1/pilot/acquire_jobs", {"site_name": "SITE_A"}, dn=PILOT)
+    for state in ("running", "holding", "transferring", "finished"):
+        if path.startswith("/server"):
+            fields = {"jobId": pid, "state": state, "attemptNr": 1}
+            status, answer = post_form(server, path, fields, dn=PILOT)
+        else:
+            fields = {"job_id": pid, "job_status": state, "attempt_nr": 1}
+            status, answer = post_json(server, path, fields, dn=PILOT)
+        assert status == 200, (state, answer)
+    assert job_row(conn, pid) == ("finished", 1)
 
 
 def test_the_json_apis_update_fields_and_malformed_ones(server, conn):
