@@ -12,11 +12,15 @@ help:
 	@sed -n 's/^## \([a-z-]*\): /\1\t/p' $(firstword $(MAKEFILE_LIST)) | expand -t 16
 
 ## setup: project virtualenv with the pinned toolchain, and the collection link
-setup: $(VENV)/.stamp .collections/ansible_collections/panda/facility
+setup: $(VENV)/.stamp .collections/ansible_collections/panda/facility .cache/pypi/.stamp
 $(VENV)/.stamp: requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+# The PyPI pilot's source, for the lab test to run in a container (not installed here).
+.cache/pypi/.stamp: requirements-pilot.txt $(VENV)/.stamp
+	$(VENV)/bin/pip download --quiet --no-deps --no-binary :all: --dest .cache/pypi -r requirements-pilot.txt
 	touch $@
 .collections/ansible_collections/panda/facility:
 	mkdir -p .collections/ansible_collections/panda

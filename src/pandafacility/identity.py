@@ -10,9 +10,10 @@ balancer's.
 Grid proxies: mod_gridsite (panda.facility.facility's grid_apache tasks) lets mod_ssl
 verify an RFC 3820 chain and exports the VOMS FQANs whose attribute certificate it
 verified against the vomsdir's .lsc files (GRST_VOMS_FQANS, ';'-separated); Apache marks
-a limited proxy (GRID_PROXY_LIMITED). A load balancer's Apache passes both on as headers,
-believed on the same terms as its DN header. A limited proxy is nobody: upstream refuses
-it on every authenticated call."""
+a proxy that inherits all of its owner's rights (GRID_PROXY_INHERITS). A load balancer's
+Apache passes both on as headers, believed on the same terms as its DN header. Any other
+proxy (limited, independent, of a policy unknown here) is nobody: upstream refuses
+limited proxies on every authenticated call."""
 
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ LB_DN_HEADER = "HTTP_X_SSL_CLIENT_S_DN"
 LB_VERIFY_HEADER = "HTTP_X_SSL_CLIENT_VERIFY"
 LB_ISSUER_HEADER = "HTTP_X_SSL_CLIENT_I_DN"
 LB_FQANS_HEADER = "HTTP_X_GRID_VOMS_FQANS"
-LB_LIMITED_HEADER = "HTTP_X_GRID_PROXY_LIMITED"
+LB_INHERITS_HEADER = "HTTP_X_GRID_PROXY_INHERITS"
 FQANS_ENV = "GRST_VOMS_FQANS"
-LIMITED_ENV = "GRID_PROXY_LIMITED"
+INHERITS_ENV = "GRID_PROXY_INHERITS"
 _FQAN = re.compile(r"^(/[A-Za-z0-9._-]+)+(/Role=[A-Za-z0-9._-]+)?(/Capability=[A-Za-z0-9._-]+)?$")
 
 
@@ -63,15 +64,17 @@ def _presented_dn(environ: dict[str, Any], proxy_dns: frozenset[str]) -> str | N
 
 
 def limited_proxy(environ: dict[str, Any], proxy_dns: frozenset[str]) -> bool:
-    """Whether the verified certificate is a limited proxy: Globus' legacy form by its
-    name, RFC 3820's by the policy Apache read from it (GRID_PROXY_LIMITED)."""
+    """Whether the verified certificate is a proxy that may not act for its owner here:
+    Globus' legacy limited form by its name, an RFC 3820 proxy unless Apache saw that it
+    inherits all of its owner's rights (GRID_PROXY_INHERITS)."""
     dn = _presented_dn(environ, proxy_dns)
     if dn is None:
         return False
     via_lb = dn != environ.get("SSL_CLIENT_S_DN")
-    return "/CN=limited proxy" in dn or bool(
-        environ.get(LB_LIMITED_HEADER if via_lb else LIMITED_ENV)
-    )
+    issuer = environ.get(LB_ISSUER_HEADER if via_lb else "SSL_CLIENT_I_DN")
+    inherits = bool(environ.get(LB_INHERITS_HEADER if via_lb else INHERITS_ENV))
+    is_proxy = owner_dn(dn, issuer) != dn
+    return "/CN=limited proxy" in dn or (is_proxy and not inherits)
 
 
 def client_issuer(environ: dict[str, Any], proxy_dns: frozenset[str]) -> str | None:

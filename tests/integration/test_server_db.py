@@ -25,7 +25,9 @@ LB = "/CN=lb1.lab.panda.test"
 FACILITY_CA = "/CN=PanDA facility CA"
 PROD_ROLE = "/atlas/Role=production"
 GROUP_ROLE = "/atlas/usatlas/Role=production"
-LB_FQANS, LB_LIMITED = "HTTP_X_GRID_VOMS_FQANS", "HTTP_X_GRID_PROXY_LIMITED"
+LB_ISSUER = "HTTP_X_SSL_CLIENT_I_DN"
+LB_FQANS, LB_INHERITS = "HTTP_X_GRID_VOMS_FQANS", "HTTP_X_GRID_PROXY_INHERITS"
+INHERITS = {"GRID_PROXY_INHERITS": "1"}  # Apache: a proxy with all its owner's rights
 GRID_CA = "/DC=ch/DC=cern/CN=CERN Grid Certification Authority"
 
 
@@ -167,7 +169,7 @@ def test_a_proxy_acts_as_its_owner(server, conn):
     """A job submitted with one proxy belongs to the end-entity DN: killed with the
     next proxy of the same user, not by anyone else's."""
     jobs_text = json.dumps([positional(**GOOD)])
-    proxy_of = {"SSL_CLIENT_I_DN": USER}  # a proxy is issued by its owner
+    proxy_of = {"SSL_CLIENT_I_DN": USER, **INHERITS}  # a proxy is issued by its owner
     status, answer = post_json(server, "/api/v1/job/submit", {"jobs": jobs_text},
                                dn=USER + "/CN=123456", headers=proxy_of)  # fmt: skip
     assert status == 200 and answer["success"], answer
@@ -176,7 +178,7 @@ def test_a_proxy_acts_as_its_owner(server, conn):
     with conn.cursor() as cur:
         cur.execute("SELECT owner_dn FROM jobs WHERE panda_id = %s", (pid,))
         assert cur.fetchone()["owner_dn"] == USER
-    eve = {"SSL_CLIENT_I_DN": "/DC=test/CN=Eve"}
+    eve = {"SSL_CLIENT_I_DN": "/DC=test/CN=Eve", **INHERITS}
     other = post_json(server, "/api/v1/job/kill", {"job_ids": [pid]}, dn="/DC=test/CN=Eve/CN=1",
                       headers=eve)  # fmt: skip
     assert other[1]["data"] == [False]
@@ -493,9 +495,14 @@ def test_updates_are_bound_to_the_dispatch_of_their_attempt(server, conn):
         ({"via_lb": ((LB, FACILITY_CA), USER), "headers": {"GRST_VOMS_FQANS": PROD_ROLE}}, False),
         ({"via_lb": ((USER, GRID_CA), USER), "headers": {LB_FQANS: PROD_ROLE}}, False),
         # Limited proxies are nobody: RFC 3820's (marked by Apache), Globus' legacy ones.
-        ({"dn": PILOT + "/CN=123", "headers": {"GRID_PROXY_LIMITED": "1"}}, False),
-        ({"dn": PILOT + "/CN=limited proxy"}, False),
-        ({"via_lb": ((LB, FACILITY_CA), PILOT + "/CN=1"), "headers": {LB_LIMITED: "1"}}, False),
+        ({"dn": PILOT + "/CN=123", "headers": {"SSL_CLIENT_I_DN": PILOT}}, False),
+        ({"dn": PILOT + "/CN=123", "headers": {"SSL_CLIENT_I_DN": PILOT, **INHERITS}}, True),
+        ({"dn": PILOT + "/CN=limited proxy", "headers": {**INHERITS}}, False),
+        ({"via_lb": ((LB, FACILITY_CA), PILOT + "/CN=1"), "headers": {LB_ISSUER: PILOT}}, False),
+        ({"via_lb": ((LB, FACILITY_CA), PILOT + "/CN=1"),
+          "headers": {LB_ISSUER: PILOT, LB_INHERITS: "1"}}, True),
+        ({"via_lb": ((LB, FACILITY_CA), PILOT + "/CN=1"),
+          "headers": {LB_ISSUER: PILOT, **INHERITS}}, False),  # the LB's env is not the client's
     ],
 )  # fmt: skip
 def test_pilot_endpoints_need_a_production_identity(server, conn, kw, allowed):
@@ -644,7 +651,7 @@ def test_submit_needs_an_identity(server, conn):
     jobs_text = json.dumps([positional(**GOOD)])
     status, _ = post_json(server, "/api/v1/job/submit", {"jobs": jobs_text})
     assert status == 403 and count_jobs(conn) == 0
-    limited = {"SSL_CLIENT_I_DN": USER, "GRID_PROXY_LIMITED": "1"}
+    limited = {"SSL_CLIENT_I_DN": USER}  # a proxy Apache did not see inherit its owner's rights
     status, answer = post_json(server, "/api/v1/job/submit", {"jobs": jobs_text},
                                dn=USER + "/CN=99", headers=limited)  # fmt: skip
     assert status == 403 and "limited proxy" in answer["message"] and count_jobs(conn) == 0

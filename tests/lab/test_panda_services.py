@@ -322,7 +322,7 @@ def test_panda_client_with_a_proxy_and_a_voms_proxy_through_the_vip(
 
 PILOTS_ONLY = "/api/v1/pilot/get_job_status?job_ids=1"
 FORGED = {"X-SSL-Client-S-DN": PILOT_DN, "X-SSL-Client-Verify": "SUCCESS",
-          "X-Grid-VOMS-FQANs": PRODUCTION_FQAN, "X-Grid-Proxy-Limited": ""}  # fmt: skip
+          "X-Grid-VOMS-FQANs": PRODUCTION_FQAN, "X-Grid-Proxy-Inherits": "1"}  # fmt: skip
 
 
 def test_grid_credentials_at_the_vip_and_each_backend(converged, grid_creds):
@@ -341,8 +341,11 @@ def test_grid_credentials_at_the_vip_and_each_backend(converged, grid_creds):
     for headers in (None, FORGED):
         for code, answer in both(PILOTS_ONLY, grid_creds["proxy"], headers):
             assert code == 403 and "not a production" in answer["message"], answer
-    for code, answer in both("/api/v1/job/get_status?job_ids=1", grid_creds["limited"]):
-        assert code == 403 and "limited proxy" in answer["message"], answer
+    for headers in (None, FORGED):
+        for code, answer in both(
+            "/api/v1/job/get_status?job_ids=1", grid_creds["limited"], headers
+        ):
+            assert code == 403 and "limited proxy" in answer["message"], answer
 
 
 def test_a_revoked_certificate_is_refused_at_the_vip_and_the_backends(converged, tmp_path):

@@ -25,9 +25,12 @@ from labhosts import (
     CA_CERT,
     CA_KEY,
     DOMAIN,
+    HAND_QUEUE,
     INVENTORY,
     LOGS,
     OPERATOR_DN,
+    PILOT_DN,
+    ROOT,
     SERVER_VIP,
     USER_DN,
     exec_in,
@@ -221,6 +224,75 @@ def server(tmp_path_factory) -> pandaapi.Session:
                            tmp_path_factory.mktemp("u") / "user.pem")  # fmt: skip
     return pandaapi.Session(SERVER_VIP, f"pandaserver.{DOMAIN}", 25443,
                             pandaapi.context(CA_CERT, pem))  # fmt: skip
+
+
+# --- The PanDA pilot from PyPI ----------------------------------------------------------
+
+# A dedicated account on site1: the pilot kills every orphan process of its user.
+PYPI_USER = "pypipilot"
+# The generic pilot fetches a transformation only from its own two URL prefixes; with
+# HARVESTER_WORKDIR set it copies the file of that name from there instead.
+PYPI_TRF = "http://pandaserver-doma.cern.ch:25080/trf/user/lab-payload.sh"
+PYPI_RUN = """set -e
+cd "$HOME"
+tar xzf pilot.tar.gz
+mkdir -p trf out work
+printf '#!/bin/sh\\necho "payload: $*"\\n' > trf/lab-payload.sh
+chmod +x trf/lab-payload.sh
+echo '{{"LOCAL": {{"name": "LOCAL", "is_deterministic": true}}}}' > storage.json
+curl -sf --capath /etc/grid-security/certificates "{vip}/cache/schedconfig/{queue}.all.json" \\
+  | python3 -c 'import json, sys; print(json.dumps({{"{queue}": json.load(sys.stdin)}}))' \\
+  > schedconf.json
+cd panda-pilot-*/
+export X509_USER_PROXY="$HOME/proxy.pem" X509_CERT_DIR=/etc/grid-security/certificates
+export HARVESTER_WORKDIR="$HOME/trf" LOCAL_AGIS_SCHEDCONF="$HOME/schedconf.json"
+exec timeout 900 python3 pilot.py -q {queue} --pilot-user generic -w generic -j managed -t -d \\
+  --url https://pandaserver.{domain} -p 25443 \\
+  --queuedata-url "{vip}/cache/schedconfig/{{pandaqueue}}.all.json" \\
+  --storagedata-url "$HOME/storage.json" --use-rucio-traces false \\
+  --output-dir "$HOME/out" -a "$HOME/work"
+"""
+
+
+def test_the_pypi_pilot_finishes_a_job_through_the_vip(converged, tmp_path):
+    """panda-pilot from PyPI with its stock configuration (only the URLs and paths set
+    on its command line and environment) as a non-root user on site1, with a proxy of
+    the pilots' certificate: takes the job through the VIP, runs it, saves its log with
+    the queue's mv copytool and reports it finished."""
+    sdist = sorted((ROOT / ".cache" / "pypi").glob("panda-pilot-*.tar.gz"))[-1]
+    ca = testpki.load_ca(CA_CERT, CA_KEY)
+    owner = testpki.issue(PILOT_DN, ca)
+    cert, key = testpki.proxy(owner)
+    proxy = tmp_path / "proxy.pem"
+    proxy.write_bytes(testpki.pem(cert) + testpki.pem(key) + testpki.pem(owner[0]))
+    production = pandaapi.Session(SERVER_VIP, f"pandaserver.{DOMAIN}", 25443,
+                                  pandaapi.context(CA_CERT, proxy))  # fmt: skip
+    # Above every other job left in the queue: this pilot takes this job.
+    (pid,) = production.submit([{
+        "computingSite": HAND_QUEUE, "jobName": "lab-pypi-pilot", "transformation": PYPI_TRF,
+        "jobParameters": "hello from the PyPI pilot", "currentPriority": 99999,
+    }])  # fmt: skip
+    home = f"/home/{PYPI_USER}"
+    host = lab_host("site1")
+    run_ok(host, f"id {PYPI_USER} >/dev/null 2>&1 || useradd -m -s /bin/bash {PYPI_USER}")
+    try:
+        for local, name in ((sdist, "pilot.tar.gz"), (proxy, "proxy.pem")):
+            subprocess.run(["docker", "cp", str(local), f"lab-site1:{home}/{name}"], check=True)
+        run_ok(host, f"chown -R {PYPI_USER}: {home} && chmod 600 {home}/proxy.pem")
+        script = PYPI_RUN.format(vip=f"https://pandaserver.{DOMAIN}:25443", queue=HAND_QUEUE,
+                                 domain=DOMAIN)  # fmt: skip
+        command = ["docker", "exec", "lab-site1", "runuser", "-u", PYPI_USER, "--", "sh", "-c"]
+        ran = subprocess.run([*command, script], capture_output=True, text=True, timeout=960)
+        (LOGS / "pypi-pilot.log").write_text(ran.stdout + ran.stderr)
+        states = production.wait_for([pid], "finished", 30)
+        assert states == ["finished"], f"{states}; pilot exited {ran.returncode}, see {LOGS}"
+        log = f"lab-pypi-pilot.{pid}.1.log.tgz"  # the job's log, named by the server
+        assert host.file(f"{home}/out/{log}").size > 0, run_ok(host, f"ls -la {home}/out")
+        payload = run_ok(host, f"tar xzOf {home}/out/{log} --wildcards '*payload.stdout'")
+        assert "payload: hello from the PyPI pilot" in payload
+    finally:
+        exec_in("site1", "pkill", "-KILL", "-u", PYPI_USER)
+        exec_in("site1", "userdel", "-r", PYPI_USER)
 
 
 def placement() -> dict[str, str]:

@@ -79,6 +79,16 @@ def test_cert_days_left(tmp_path, capsys, hours, status):
     assert "_days_left'=" in out
 
 
+@pytest.mark.parametrize(("hours", "status"), [(24 * 30, OK), (24 * 3, WARNING), (2, CRITICAL)])
+def test_crls_of_a_ca_directory(tmp_path, capsys, hours, status):
+    testpki = pytest.importorskip("testpki")
+    ca = testpki.issue("/CN=CA", ca=True, hours=24 * 400)
+    (tmp_path / "0a1b2c3d.r0").write_bytes(testpki.crl(ca, [7], hours=hours))
+    (tmp_path / "0a1b2c3d.0").write_bytes(testpki.pem(ca[0]))  # not a CRL: not read
+    code, out = probe("cert", "--crl-dir", str(tmp_path), capsys=capsys)
+    assert code == status and "0a1b2c3d.r0" in out and ".0:" not in out, out
+
+
 def test_cert_expired_and_missing(tmp_path, capsys, monkeypatch):
     testpki = pytest.importorskip("testpki")
     path = tmp_path / "host.pem"
