@@ -592,6 +592,12 @@ class Server:
             "corecount": 1,
             "catchall": "",
             "resource_type": "grid",
+            # Storage by activity, as CRIC describes it: none here (a queue that saves
+            # its pilots' logs names its copytools, e.g. {"mv": {}}); pilot3 reads these
+            # as mappings and fails its stage-out on a missing one.
+            "copytools": {},
+            "astorages": {},
+            "aprotocols": {},
             **queue,
         }
         return respond_json(start_response, data, headers=headers)

@@ -348,6 +348,24 @@ def test_grid_credentials_at_the_vip_and_each_backend(converged, grid_creds):
             assert code == 403 and "limited proxy" in answer["message"], answer
 
 
+def test_a_resumed_tls_session_keeps_its_voms_role(converged, grid_creds):
+    """A client offering its last TLS session again (as curl and Python's clients may):
+    the next connection still carries the production role, at the VIP and at a server
+    (mod_gridsite does not restore VOMS attributes of a resumed session, so none is)."""
+    context = tls(grid_creds["voms"])
+    for name, address in (("pandaserver", SERVER_VIP), ("srv1", ADDRESSES["srv1"])):
+        session = None
+        for _ in range(2):
+            raw = socket.create_connection((address, 25443), 10)
+            with context.wrap_socket(raw, server_hostname=f"{name}.{DOMAIN}",
+                                     session=session) as conn:  # fmt: skip
+                conn.sendall(f"GET {PILOTS_ONLY} HTTP/1.1\r\nHost: {name}.{DOMAIN}\r\n"
+                             "Connection: close\r\n\r\n".encode())  # fmt: skip
+                answer = b"".join(iter(lambda c=conn: c.recv(65536), b""))
+                session = conn.session
+            assert answer.startswith(b"HTTP/1.1 200"), (name, answer[:200])
+
+
 def test_a_revoked_certificate_is_refused_at_the_vip_and_the_backends(converged, tmp_path):
     """A CRL in the grid CA directory (as fetch-crl installs it, then Apache reloads)
     that revokes a user's certificate: its proxies are refused in the TLS handshake at
