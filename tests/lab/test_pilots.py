@@ -267,10 +267,11 @@ def test_the_pypi_pilot_finishes_a_job_through_the_vip(converged, tmp_path):
     proxy.write_bytes(testpki.pem(cert) + testpki.pem(key) + testpki.pem(owner[0]))
     production = pandaapi.Session(SERVER_VIP, f"pandaserver.{DOMAIN}", 25443,
                                   pandaapi.context(CA_CERT, proxy))  # fmt: skip
-    # Above every other job left in the queue: this pilot takes this job.
+    # Above every other job left in the queue, earlier runs' included: this pilot takes
+    # this job.
     (pid,) = production.submit([{
         "computingSite": HAND_QUEUE, "jobName": "lab-pypi-pilot", "transformation": PYPI_TRF,
-        "jobParameters": "hello from the PyPI pilot", "currentPriority": 99999,
+        "jobParameters": "hello from the PyPI pilot", "currentPriority": int(time.time()),
     }])  # fmt: skip
     home = f"/home/{PYPI_USER}"
     host = lab_host("site1")
