@@ -237,7 +237,7 @@ PYPI_RUN = """set -e
 cd "$HOME"
 tar xzf pilot.tar.gz
 mkdir -p trf out work
-printf '#!/bin/sh\\necho "payload: $*"\\n' > trf/lab-payload.sh
+printf '#!/bin/sh\\necho "payload: $*" | tee "$HOME/payload.out"\\n' > trf/lab-payload.sh
 chmod +x trf/lab-payload.sh
 echo '{{"LOCAL": {{"name": "LOCAL", "is_deterministic": true}}}}' > storage.json
 curl -sf --capath /etc/grid-security/certificates "{vip}/cache/schedconfig/{queue}.all.json" \\
@@ -258,7 +258,8 @@ def test_the_pypi_pilot_finishes_a_job_through_the_vip(converged, tmp_path):
     """panda-pilot from PyPI with its stock configuration (only the URLs and paths set
     on its command line and environment) as a non-root user on site1, with a proxy of
     the pilots' certificate: takes the job through the VIP, runs it, saves its log with
-    the queue's mv copytool and reports it finished."""
+    the queue's mv copytool (into its own directory, which it removes when it ends) and
+    reports it finished, the log's file report with it."""
     sdist = sorted((ROOT / ".cache" / "pypi").glob("panda-pilot-*.tar.gz"))[-1]
     ca = testpki.load_ca(CA_CERT, CA_KEY)
     owner = testpki.issue(PILOT_DN, ca)
@@ -287,10 +288,15 @@ def test_the_pypi_pilot_finishes_a_job_through_the_vip(converged, tmp_path):
         (LOGS / "pypi-pilot.log").write_text(ran.stdout + ran.stderr)
         states = production.wait_for([pid], "finished", 30)
         assert states == ["finished"], f"{states}; pilot exited {ran.returncode}, see {LOGS}"
-        log = f"lab-pypi-pilot.{pid}.1.log.tgz"  # the job's log, named by the server
-        assert host.file(f"{home}/out/{log}").size > 0, run_ok(host, f"ls -la {home}/out")
-        payload = run_ok(host, f"tar xzOf {home}/out/{log} --wildcards '*payload.stdout'")
-        assert "payload: hello from the PyPI pilot" in payload
+        assert host.file(f"{home}/payload.out").content_string == (
+            "payload: hello from the PyPI pilot\n"
+        )
+        # The log the server named, its GUID, as the pilot reported saving it.
+        query = ("SELECT JSON_UNQUOTE(JSON_EXTRACT(pilot_report, '$.fileReport'))"
+                 f" FROM panda.jobs WHERE panda_id = {pid}")  # fmt: skip
+        report = json.loads(exec_in("db1", "mariadb", "-N", "-e", query).stdout)
+        log = f"lab-pypi-pilot.{pid}.1.log.tgz"
+        assert report[log]["guid"] and int(report[log]["fsize"]) > 0, report
     finally:
         exec_in("site1", "pkill", "-KILL", "-u", PYPI_USER)
         exec_in("site1", "userdel", "-r", PYPI_USER)
