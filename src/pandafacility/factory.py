@@ -19,6 +19,11 @@ reads the pilot cache's manifest (``<pilot_url>.sha256``, "<sha256>  <tarball>")
 HTTPS verified against the facility CA, and submits the wrapper with that tarball's
 URL, its hash and the CA. The tarball is named by its hash and kept for some versions,
 so a pilot that starts after a push still gets the code it was given the hash of.
+
+Pilots never carry the long-lived credential (``cert``, certificate and key): each cycle
+the factory makes sure that a proxy of it (RFC 3820, ``proxy_hours`` long, renewed once
+less than ``proxy_renew_hours`` are left) lies beside it, and sends that with the
+pilots. Without a current proxy it submits nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pandafacility import proxycert
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _MANIFEST = re.compile(r"^([0-9a-f]{64})\s+\*?([A-Za-z0-9._-]+\.tar\.gz)\s*$")
@@ -81,6 +88,13 @@ class FactoryConfig:
     held_remove_seconds: int = 1800  # Condor-G holds what it cannot submit; drop it
     work_dir: str = "/var/lib/panda/autopilot"
     pilot_args: tuple[str, ...] = ()
+    proxy_hours: float = 12.0  # the pilots' proxy: its lifetime, and when it is renewed
+    proxy_renew_hours: float = 6.0
+
+    @property
+    def proxy(self) -> str:
+        """The pilots' proxy, beside the credential it is made from."""
+        return str(Path(self.cert).with_name("proxy.pem")) if self.cert else ""
 
     def __post_init__(self) -> None:
         if not self.pilot_url.startswith("https://"):
@@ -188,14 +202,14 @@ def submit_description(
     """The Condor-G submit description of ``count`` pilots for ``queue``, which run
     ``code``."""
     logs = Path(config.work_dir) / "logs" / queue.name
-    inputs = [p for p in (config.ca_file, config.cert) if p]
+    inputs = [p for p in (config.ca_file, config.proxy) if p]
     pilot = ["--server", config.server, "--queue", queue.name]
     if config.logger:
         pilot += ["--logger", config.logger]
     if config.ca_file:
         pilot += ["--ca", Path(config.ca_file).name]
-    if config.cert:
-        pilot += ["--cert", Path(config.cert).name]
+    if config.proxy:
+        pilot += ["--cert", Path(config.proxy).name]
     wrapper = ["--pilot-url", code.url, "--pilot-sha256", code.sha256]
     if config.ca_file:
         wrapper += ["--ca", Path(config.ca_file).name]
@@ -322,6 +336,10 @@ class Factory:
             code, code_error = self.code.current(), ""
         except (OSError, ValueError) as exc:
             code, code_error = None, f"pilot code: {exc}"
+        try:
+            self.renew_proxy()
+        except (OSError, ValueError) as exc:  # no pilot goes without a current proxy
+            code, code_error = None, f"pilots' proxy: {exc}"
         stats = []
         for queue in self.config.queues:
             c = counts.get(queue.name, PilotCounts())
@@ -349,6 +367,13 @@ class Factory:
             )
         self.publish(stats)
         return stats
+
+    def renew_proxy(self) -> None:
+        config = self.config
+        if config.cert and proxycert.renew(
+            Path(config.cert), Path(config.proxy), config.proxy_hours, config.proxy_renew_hours
+        ):
+            print(f"factory: new pilots' proxy {config.proxy}", file=sys.stderr)
 
     def publish(self, stats: list[dict[str, Any]]) -> None:
         status = Path(self.config.work_dir) / "status.json"

@@ -19,11 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-# RFC 3820 proxyCertInfo, and its policy languages: inherit all of the owner's rights,
-# or Globus' "limited proxy" (may not start jobs).
-PROXY_CERT_INFO = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.14")
-INHERIT_ALL = "1.3.6.1.5.5.7.21.1"
-LIMITED = "1.3.6.1.4.1.3536.1.1.1.9"
+from pandafacility import proxycert
 
 _OIDS = {
     "DC": NameOID.DOMAIN_COMPONENT,
@@ -135,48 +131,12 @@ def user_pem(dn: str, ca: tuple[x509.Certificate, Any], path: Path) -> Path:
     return path
 
 
-def _der(tag: int, body: bytes) -> bytes:
-    if len(body) < 0x80:
-        return bytes([tag, len(body)]) + body
-    size = len(body).to_bytes((len(body).bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(size)]) + size + body
-
-
-def _der_oid(dotted: str) -> bytes:
-    first, second, *rest = (int(n) for n in dotted.split("."))
-    out = bytearray([40 * first + second])
-    for n in rest:
-        chunk = [n & 0x7F]
-        while n > 0x7F:
-            n >>= 7
-            chunk.append(0x80 | (n & 0x7F))
-        out += bytes(reversed(chunk))
-    return _der(0x06, bytes(out))
-
-
 def proxy(
     owner: tuple[x509.Certificate, Any], limited: bool = False, hours: int = 2
 ) -> tuple[x509.Certificate, Any]:
-    """An RFC 3820 proxy of ``owner`` (cert, key): subject = owner's + CN=<serial>."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    serial = x509.random_serial_number() >> 96  # a short number, as proxies carry
-    subject = x509.Name([*owner[0].subject, x509.NameAttribute(NameOID.COMMON_NAME, str(serial))])
-    policy = _der(0x30, _der_oid(LIMITED if limited else INHERIT_ALL))
-    now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(owner[0].subject)
-        .public_key(key.public_key())
-        .serial_number(serial)
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=hours))
-        .add_extension(x509.UnrecognizedExtension(PROXY_CERT_INFO, _der(0x30, policy)), True)
-        .add_extension(
-            x509.KeyUsage(True, False, True, False, False, False, False, False, False), True
-        )
-    )
-    return builder.sign(owner[1], hashes.SHA256()), key
+    """An RFC 3820 proxy of ``owner`` (cert, key): subject = owner's + CN=<serial>, made
+    as the pilot factory makes its pilots' (pandafacility.proxycert)."""
+    return proxycert.proxy(owner[0], owner[1], hours, limited)
 
 
 def proxy_pem(dn: str, ca: tuple[x509.Certificate, Any], path: Path, limited: bool = False) -> Path:

@@ -5,6 +5,8 @@ the Condor-G submit description. The real schedd is the molecule scenarios' part
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -72,9 +74,11 @@ def test_submit_description_is_a_nonessential_grid_job(tmp_path):
     assert lines["+Nonessential"] == "True" and lines["+PandaQueue"] == '"SITE_A"'
     assert lines["+PandaFactory"] == '"submit1"'
     assert lines["periodic_remove"] == "JobStatus == 5 && time() - EnteredCurrentStatus > 1800"
-    assert lines["transfer_input_files"].split(", ") == [config.ca_file, config.cert]
+    # The proxy travels, never the long-lived credential.
+    proxy = "/var/lib/panda/autopilot/proxy.pem"
+    assert lines["transfer_input_files"].split(", ") == [config.ca_file, proxy]
     args = lines["arguments"]
-    assert "--ca ca.crt --cert pilot.pem" in args and "'it''s 3'" in args
+    assert "--ca ca.crt --cert proxy.pem" in args and "'it''s 3'" in args
     wrapper, pilot = args.strip('"').split(" -- ")
     assert wrapper.split() == ["--pilot-url", code.url, "--pilot-sha256", "ab12", "--ca", "ca.crt"]
     assert pilot.startswith("--server https://pandaserver")
@@ -148,3 +152,40 @@ def test_the_pilot_code_comes_over_https_only():
     with pytest.raises(ValueError, match="HTTPS"):
         FactoryConfig(instance="s", server="https://x", queues=(),
                       pilot_url="http://cache1/pilot/pilot.tar.gz")  # fmt: skip
+
+
+def test_the_pilots_proxy_is_made_renewed_and_never_the_credential(tmp_path):
+    """The factory derives an RFC 3820 proxy of the pilots' credential, keeps it until
+    less than proxy_renew_hours are left, and submits nothing without one."""
+    testpki = pytest.importorskip("testpki")
+    from cryptography import x509
+
+    from pandafacility import factory, proxycert
+
+    ca = testpki.issue("/CN=CA", ca=True, hours=48)
+    owner = testpki.issue("/DC=test/OU=Robots/CN=pilot", ca, hours=48)
+    cred = tmp_path / "pilot.pem"
+    cred.write_bytes(testpki.pem(owner[0]) + testpki.pem(owner[1]))
+    config = FactoryConfig(instance="s", server="https://s", pilot_url="https://p",
+                           queues=(queue(),), cert=str(cred), work_dir=str(tmp_path),
+                           proxy_hours=3, proxy_renew_hours=1)  # fmt: skip
+    f = factory.Factory(config, schedd=object(), server=object(), code=object())
+    f.renew_proxy()
+    proxy_file = Path(config.proxy)
+    first = proxy_file.read_bytes()
+    blocks = re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", first, re.S)
+    leaf, *chain = (x509.load_pem_x509_certificate(b) for b in blocks)
+    assert leaf.issuer == owner[0].subject and chain == [owner[0]]
+    assert leaf.subject.rdns[:-1] == owner[0].subject.rdns
+    assert 2.9 < proxycert.hours_left(proxy_file) <= 3.0
+    assert proxy_file.stat().st_mode & 0o077 == 0
+    assert testpki.pem(owner[1]) not in first  # the proxy's own key, not the credential's
+    f.renew_proxy()
+    assert proxy_file.read_bytes() == first  # hours left: kept
+    config2 = FactoryConfig(**{**config.__dict__, "proxy_renew_hours": 4})
+    factory.Factory(config2, schedd=object(), server=object(), code=object()).renew_proxy()
+    assert proxy_file.read_bytes() != first  # too few hours left: renewed
+    cred.write_text("not a credential")
+    proxy_file.unlink()
+    with pytest.raises(ValueError):
+        f.renew_proxy()
