@@ -180,6 +180,19 @@ def test_pilots_are_sent_with_the_code_hash_and_refuse_other_code(converged):
     given = args[args.index("--pilot-sha256") + 1]
     assert args[args.index("--pilot-url") + 1].endswith(f"/pilot/pilot-{given}.tar.gz"), args
     assert args[args.index("--ca") + 1] == "ca.crt", args
+    # The pilots carry a proxy of their credential, hours long, never the credential.
+    assert args[args.index("--cert") + 1] == "proxy.pem", args
+    where_inputs = where.replace("Arguments", "TransferInput")
+    inputs = as_panda(host, f"condor_q {where_inputs}; condor_history -limit 1 {where_inputs}")
+    assert "proxy.pem" in inputs and "pilot.pem" not in inputs, inputs
+    cred = "/var/lib/panda/autopilot/credential"
+    lifetimes = run_ok(host, f"for f in {cred}/pilot.pem {cred}/proxy.pem; do"
+                             " openssl x509 -noout -startdate -enddate -in $f; done")  # fmt: skip
+    starts = [ssl.cert_time_to_seconds(v.split("=", 1)[1]) for v in lifetimes.split("\n")
+              if v.startswith("notBefore")]  # fmt: skip
+    ends = [ssl.cert_time_to_seconds(v.split("=", 1)[1]) for v in lifetimes.split("\n")
+            if v.startswith("notAfter")]  # fmt: skip
+    assert ends[1] - starts[1] <= 12.1 * 3600 < ends[0] - starts[0], lifetimes
     url = f"https://cache1.{DOMAIN}/pilot/{name}"
     ca = "/etc/panda-facility/tls/ca.crt"
     wrong = "0" * 64
