@@ -11,14 +11,24 @@ tied to the PandaID. Standard library only: the pilot code is downloaded at each
 start (through the pilot cache) and must run on whatever Python the worker node has.
 The client certificate comes from X509_USER_PROXY (cert and key in one file), the CA
 from --ca or X509_CERT_DIR.
+
+A payload is hostile code that runs as the pilot's user. It gets a clean environment
+(no credential variable), no descriptor of the pilot's, and, where bubblewrap (bwrap)
+is installed, a view of the file system without the pilots' sandboxes, the credential's
+directory, the user's home and the shared temporary directories (its own work directory
+bound back), read-only elsewhere, in a PID namespace of its own. The pilot itself is not
+dumpable, so /proc/<pilot>/cwd, environ, fd and mem are not the payload's to read.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import json
 import os
 import shlex
+import shutil
 import socket
 import ssl
 import subprocess
@@ -158,6 +168,14 @@ class Pilot:
         return jobs[0] if jobs else None
 
     # -- running a job -----------------------------------------------------------------
+    def hidden(self) -> list[str]:
+        """What a payload must not see: every pilot sandbox beside this one, the
+        credential's directory, the home directory, the shared temporary directories."""
+        paths = [os.path.dirname(os.getcwd()), os.path.expanduser("~"), "/tmp", "/var/tmp"]
+        if self.config.cert:
+            paths.append(os.path.dirname(os.path.abspath(self.config.cert)))
+        return sorted({p for p in paths if p and p != "/" and os.path.isdir(p)})
+
     def run_job(self, job: dict[str, Any], limit: float) -> str:
         panda_id = int(job["PandaID"])
         self.attempts[panda_id] = int(job.get("attemptNr") or 1)
@@ -166,10 +184,15 @@ class Pilot:
         self.log(panda_id, "INFO", f"running {shlex.join(command)} for at most {limit:.0f} s")
         killed = threading.Event()
         with tempfile.TemporaryDirectory(prefix=f"panda-{panda_id}-") as work:
+            argv, env = isolated(command, work, self.hidden(), panda_id)
+            if argv == command:
+                self.log(panda_id, "WARNING", "no bwrap here: the payload sees the file system")
             try:
                 process = subprocess.Popen(
-                    command,
+                    argv,
                     cwd=work,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
                     text=True,
@@ -236,7 +259,41 @@ class Pilot:
         return outcomes
 
 
+def no_dump() -> None:
+    """This process becomes non-dumpable: its /proc entries (cwd, environ, fd, mem)
+    belong to root, out of reach of a payload of the same user."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+
+
+_PROC: list[bool] = []  # whether bwrap may mount a /proc of its own here (asked once)
+
+
+def isolated(
+    command: list[str], work: str, hide: list[str], panda_id: int
+) -> tuple[list[str], dict[str, str]]:
+    """The payload's command line and environment: inside bubblewrap when it is here."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": work, "TMPDIR": work,
+           "LANG": "C.UTF-8", "PANDA_ID": str(panda_id)}  # fmt: skip
+    bwrap = shutil.which("bwrap")
+    if not bwrap:
+        return command, env
+    base = [bwrap, "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session",
+            "--ro-bind", "/", "/", "--dev", "/dev"]  # fmt: skip
+    if not _PROC:  # a container may refuse a new /proc: /proc is then the host's view
+        probe = subprocess.run([*base, "--proc", "/proc", "true"], capture_output=True)
+        _PROC.append(probe.returncode == 0)
+    argv = [*base, *(["--proc", "/proc"] if _PROC[0] else [])]
+    for path in [*hide, "/dev/shm"]:
+        argv += ["--tmpfs", path]
+    argv += ["--bind", work, work, "--chdir", work, "--clearenv"]
+    for key, value in env.items():
+        argv += ["--setenv", key, value]
+    return [*argv, "--", *command], env
+
+
 def main(argv: list[str] | None = None) -> int:
+    no_dump()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", required=True, help="https://host:port of the server")
     parser.add_argument("--queue", required=True, help="the PanDA queue this pilot serves")

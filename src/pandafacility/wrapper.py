@@ -19,6 +19,8 @@ the pilot code reaches the next pilot the factory submits.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import hashlib
 import io
 import os
@@ -97,6 +99,10 @@ def checked_members(tar: tarfile.TarFile, into: Path) -> list[tarfile.TarInfo]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Not dumpable, as the pilot: a payload of the same user must not read this
+    # process's /proc entries (its working directory holds the pilot's proxy).
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
     argv = list(sys.argv[1:] if argv is None else argv)
     split = argv.index("--") if "--" in argv else len(argv)
     own, rest = argv[:split], argv[split + 1 :]

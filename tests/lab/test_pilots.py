@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shlex
 import ssl
 import subprocess
 import tarfile
@@ -336,17 +337,47 @@ def run_jobs(server: pandaapi.Session, queues: list[str]) -> list[int]:
     return ids
 
 
+def job_records(panda_id: int, tmp_path) -> list[dict]:
+    """A job's records at the logger, read with an operator's certificate."""
+    context = ssl.create_default_context(cafile=str(CA_CERT))
+    context.check_hostname = False  # the logger by address; its certificate is verified
+    ca = testpki.load_ca(CA_CERT, CA_KEY)
+    context.load_cert_chain(str(testpki.user_pem(OPERATOR_DN, ca, tmp_path / "op.pem")))
+    url = f"https://{ADDRESSES['log1']}:8443/logger/records?panda_id={panda_id}"
+    with urllib.request.urlopen(url, context=context, timeout=10) as answer:
+        return json.load(answer)["data"]
+
+
+# A payload looking for the pilots' credential every way it could reach it: its
+# environment, every process's environment, working directory and descriptors, and any
+# readable private key under the usual directories.
+HOSTILE = (
+    'f() { echo FOUND: "$@"; }; env | grep -qi x509 && f env;'
+    " for p in /proc/[0-9]*; do grep -qai x509 $p/environ 2>/dev/null && f $p/environ;"
+    " ls $p/cwd 2>/dev/null | grep -q pem && f $p/cwd; ls -l $p/fd 2>/dev/null | grep -q pem"
+    " && f $p/fd; done; for d in /var /home /tmp /etc /root /run /opt /srv /dev/shm; do"
+    " grep -rlsE -- '-----BEGIN ([A-Z]+ )?PRIVATE KEY-----' $d 2>/dev/null"
+    " | sed 's/^/FOUND: /'; done; echo HOSTILE DONE"
+)
+
+
+def test_a_hostile_payload_finds_no_credential(converged, server, tmp_path):
+    """A job's payload on a site, run by a factory pilot, reads every path to the pilot's
+    credential (issue 16): its environment, /proc of every process (the pilot's cwd,
+    environ and descriptors), and any readable private key; it finds none."""
+    job = {"computingSite": "LAB_SITE1", "jobName": "lab-hostile", "transformation": "/bin/sh",
+           "jobParameters": shlex.join(["-c", HOSTILE])}  # fmt: skip
+    (pid,) = server.submit([job])
+    assert server.wait_for([pid], "finished", 420) == ["finished"], pilot_trail()
+    output = "\n".join(r["message"] for r in job_records(pid, tmp_path))
+    assert "HOSTILE DONE" in output, output
+    assert "FOUND:" not in output, output
+
+
 def test_pilots_finish_jobs_of_both_queues_and_log_their_payload(converged, server, tmp_path):
     assert placement() == {"LAB_SITE1": "submit1", "LAB_SITE2": "submit2", "LAB_HAND": "submit1"}
     ids = run_jobs(server, list(QUEUES))
-    context = ssl.create_default_context(cafile=str(CA_CERT))
-    context.check_hostname = False  # the logger by address; its certificate is verified
-    # The operators read every job's records.
-    ca = testpki.load_ca(CA_CERT, CA_KEY)
-    context.load_cert_chain(str(testpki.user_pem(OPERATOR_DN, ca, tmp_path / "op.pem")))
-    url = f"https://{ADDRESSES['log1']}:8443/logger/records?panda_id={ids[1]}"
-    with urllib.request.urlopen(url, context=context, timeout=10) as answer:
-        records = json.load(answer)["data"]
+    records = job_records(ids[1], tmp_path)  # the operators read every job's records
     assert any("payload on site2" in r["message"] for r in records), records
 
 

@@ -154,3 +154,23 @@ def test_links_and_escapes_are_refused_with_or_without_tarfile_filters(
         tar.addfile(info, io.BytesIO(PILOT))
     pilot = wrapper.unpack(setuid.getvalue(), tmp_path / "work")
     assert pilot.stat().st_mode & 0o7777 == 0o755
+
+
+def test_a_payload_gets_a_clean_environment_and_bwrap_hides_what_it_should(monkeypatch):
+    """The pilot's payload command: no credential variable in its environment; inside
+    bubblewrap, the hidden directories are empty tmpfs and only its work dir is bound."""
+    from pandafacility import pilot
+
+    monkeypatch.setenv("X509_USER_PROXY", "/secret/proxy.pem")
+    monkeypatch.setattr(pilot.shutil, "which", lambda _: None)
+    argv, env = pilot.isolated(["/bin/sh", "-c", "env"], "/tmp/w", ["/secret"], 7)
+    assert argv == ["/bin/sh", "-c", "env"] and "X509_USER_PROXY" not in env
+    assert env["HOME"] == env["TMPDIR"] == "/tmp/w" and env["PANDA_ID"] == "7"
+    monkeypatch.setattr(pilot.shutil, "which", lambda _: "/usr/bin/bwrap")
+    monkeypatch.setattr(pilot, "_PROC", [True])
+    argv, _ = pilot.isolated(["/bin/true"], "/tmp/w", ["/secret", "/tmp"], 7)
+    pairs = list(zip(argv, argv[1:]))
+    assert ("--tmpfs", "/secret") in pairs and ("--tmpfs", "/tmp") in pairs
+    assert ("--proc", "/proc") in pairs and ("--chdir", "/tmp/w") in pairs
+    assert argv.index("--bind") > max(i for i, a in enumerate(argv) if a == "--tmpfs")
+    assert argv[-2:] == ["--", "/bin/true"] and "--clearenv" in argv
