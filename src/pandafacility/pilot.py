@@ -266,7 +266,7 @@ def no_dump() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
 
 
-_PROC: list[bool] = []  # whether bwrap may mount a /proc of its own here (asked once)
+_PROC: list[bool | None] = []  # bwrap here: with a /proc of its own, without, unusable
 
 
 def isolated(
@@ -276,13 +276,18 @@ def isolated(
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": work, "TMPDIR": work,
            "LANG": "C.UTF-8", "PANDA_ID": str(panda_id)}  # fmt: skip
     bwrap = shutil.which("bwrap")
-    if not bwrap:
+    base = [bwrap or "bwrap", "--unshare-pid", "--unshare-ipc", "--die-with-parent",
+            "--new-session", "--ro-bind", "/", "/", "--dev", "/dev"]  # fmt: skip
+    if bwrap and not _PROC:  # asked once: a container may refuse a new /proc (/proc is
+        # then the host's view), a host without user namespaces bwrap altogether
+        for extra, verdict in ((["--proc", "/proc"], True), ([], False)):
+            if subprocess.run([*base, *extra, "true"], capture_output=True).returncode == 0:
+                _PROC.append(verdict)
+                break
+        else:
+            _PROC.append(None)
+    if not bwrap or _PROC[0] is None:
         return command, env
-    base = [bwrap, "--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session",
-            "--ro-bind", "/", "/", "--dev", "/dev"]  # fmt: skip
-    if not _PROC:  # a container may refuse a new /proc: /proc is then the host's view
-        probe = subprocess.run([*base, "--proc", "/proc", "true"], capture_output=True)
-        _PROC.append(probe.returncode == 0)
     argv = [*base, *(["--proc", "/proc"] if _PROC[0] else [])]
     for path in [*hide, "/dev/shm"]:
         argv += ["--tmpfs", path]
