@@ -102,6 +102,7 @@ def through_lb(dn, issuer="/DC=test/CN=Grid CA"):
         "HTTP_X_SSL_CLIENT_S_DN": dn,
         "HTTP_X_SSL_CLIENT_I_DN": issuer,
         "HTTP_X_SSL_CLIENT_VERIFY": "SUCCESS",
+        "HTTP_X_GRID_PROXY_INHERITS": "1",  # a proxy of its owner's rights, as Apache saw
     }
 
 
