@@ -14,10 +14,11 @@ from --ca or X509_CERT_DIR.
 
 A payload is hostile code that runs as the pilot's user. It gets a clean environment
 (no credential variable), no descriptor of the pilot's, and, where bubblewrap (bwrap)
-is installed, a view of the file system without the pilots' sandboxes, the credential's
-directory, the user's home and the shared temporary directories (its own work directory
-bound back), read-only elsewhere, in a PID namespace of its own. The pilot itself is not
-dumpable, so /proc/<pilot>/cwd, environ, fd and mem are not the payload's to read.
+is installed, a view of the file system without the pilots' sandboxes, the batch
+system's spool, the credential's directory, the user's home and the shared temporary
+directories (its own work directory bound back), read-only elsewhere, in a PID
+namespace of its own. The pilot itself is not dumpable, so /proc/<pilot>/cwd, environ,
+fd and mem are not the payload's to read.
 """
 
 from __future__ import annotations
@@ -169,9 +170,12 @@ class Pilot:
 
     # -- running a job -----------------------------------------------------------------
     def hidden(self) -> list[str]:
-        """What a payload must not see: every pilot sandbox beside this one, the
-        credential's directory, the home directory, the shared temporary directories."""
-        paths = [os.path.dirname(os.getcwd()), os.path.expanduser("~"), "/tmp", "/var/tmp"]
+        """What a payload must not see: every pilot sandbox beside this one, the batch
+        system's spool and state (Condor-C keeps the pilots' input files, the proxy with
+        them, in the site schedd's spool), the credential's directory, the home
+        directory, the shared temporary directories."""
+        paths = [os.path.dirname(os.getcwd()), os.path.expanduser("~"), "/tmp", "/var/tmp",
+                 "/var/spool", "/var/lib/condor"]  # fmt: skip
         if self.config.cert:
             paths.append(os.path.dirname(os.path.abspath(self.config.cert)))
         return sorted({p for p in paths if p and p != "/" and os.path.isdir(p)})
