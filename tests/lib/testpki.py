@@ -106,14 +106,7 @@ def crl(ca: tuple[x509.Certificate, Any], serials: list[int], hours: int = 2) ->
     return builder.sign(ca[1], hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 
 
-def pem(obj: Any) -> bytes:
-    if hasattr(obj, "private_bytes"):
-        return obj.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    return obj.public_bytes(serialization.Encoding.PEM)
+pem = proxycert.pem  # a certificate or key in PEM (unencrypted)
 
 
 def load_ca(cert_file: Path, key_file: Path) -> tuple[x509.Certificate, Any]:
