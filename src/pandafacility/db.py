@@ -16,7 +16,11 @@ class DbSettings:
     user: str = "panda_rw"
     password: str = ""
     ssl_ca: str = ""  # verify the server's certificate and name against this CA
+    # The TCP connect, then the server's greeting, TLS and login: a server that takes
+    # longer is away.
     connect_timeout: float = 5.0
+    # The round trip that checks a kept connection before a request uses it.
+    check_timeout: float = 2.0
     # Seconds any one read or write on the connection may take (None: no bound). A
     # paused or unreachable server then fails a request within seconds, not minutes.
     read_timeout: float | None = None
@@ -43,7 +47,10 @@ def connect(settings: DbSettings, autocommit: bool = False) -> Any:
     import pymysql
 
     ssl = {"ca": settings.ssl_ca, "check_hostname": True} if settings.ssl_ca else None
-    return pymysql.connect(
+    # PyMySQL reads the greeting and the login under its read timeout: connect_timeout
+    # bounds them (a frozen server would otherwise hold a request for read_timeout),
+    # then the settings' own timeouts bound every later read and write.
+    conn = pymysql.connect(
         host=settings.host,
         port=settings.port,
         user=settings.user,
@@ -51,12 +58,25 @@ def connect(settings: DbSettings, autocommit: bool = False) -> Any:
         database=settings.name,
         ssl=ssl,
         connect_timeout=settings.connect_timeout,
-        read_timeout=settings.read_timeout,
-        write_timeout=settings.write_timeout,
+        read_timeout=settings.connect_timeout,
+        write_timeout=settings.connect_timeout,
         autocommit=autocommit,
         charset="utf8mb4",
         cursorclass=pymysql.cursors.DictCursor,
     )
+    conn._read_timeout, conn._write_timeout = settings.read_timeout, settings.write_timeout
+    return conn
+
+
+def ping(conn: Any, timeout: float) -> None:
+    """One round trip on a kept connection, within ``timeout`` seconds; raises when the
+    server does not answer."""
+    saved = conn._read_timeout, conn._write_timeout
+    conn._read_timeout = conn._write_timeout = timeout
+    try:
+        conn.ping(reconnect=False)
+    finally:
+        conn._read_timeout, conn._write_timeout = saved
 
 
 # Server error numbers of a database that is away, busy or no longer the primary.

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pandafacility import dbhealth, jobs, jobspec, metrics, reports, tokens, workernodes
-from pandafacility.db import DbSettings, connect, unavailable
+from pandafacility.db import DbSettings, connect, ping, unavailable
 from pandafacility.identity import Identity, canonical_dns, identify
 from pandafacility.web import (
     MAX_BODY,
@@ -106,7 +106,7 @@ class Connections:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             try:
-                conn.ping(reconnect=False)
+                ping(conn, self._settings.check_timeout)
             except Exception:  # any failure: the connection is gone
                 self.discard()
                 conn = None
