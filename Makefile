@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 ACT   := source $(VENV)/bin/activate &&
 LAB   := $(ACT) python tools/lab.py
 
-.PHONY: help setup deploy lab-up lab-down test lint unit preflight molecule lab-test bench bench-db bench-lb bench-services bench-cache bench-pilots clean
+.PHONY: help setup deploy lab-up lab-down test lint unit preflight molecule lab-test bench bench-db bench-lb bench-services bench-cache bench-pilots bench-faults clean
 
 ## help: these targets, one line each
 help:
@@ -68,6 +68,9 @@ bench-cache: setup
 ## bench-pilots: how fast a submit host hands pilots to a site through Condor-G
 bench-pilots: setup
 	$(ACT) python bench/pilots.py
+## bench-faults: the fault audit with full durations, and the VIP's failover gap
+bench-faults: setup
+	$(ACT) python bench/faults.py
 
 ## clean: the lab down, the collection link and caches removed
 clean: lab-down

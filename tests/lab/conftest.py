@@ -2,7 +2,8 @@
 run once per session (the first test that needs it pays), then each module checks its
 tier on it. Modules run in ORDER: the convergence checks first, on the fresh lab, then
 the tiers, then what changes the inventory and puts it back, then the operators' view,
-then what breaks and repairs components."""
+then what breaks and repairs components, and last the fault audit, which leaves the lab
+with its primary database replaced."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ ORDER = [
     "test_pilots.py",
     "test_site_operations.py",
     "test_faults.py",
+    "test_fault_audit.py",
 ]
 
 
