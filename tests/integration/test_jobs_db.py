@@ -216,4 +216,4 @@ def test_reaper_command_reads_the_server_settings(conn, testdb_settings, tmp_pat
     assert reaper.main(["--config", str(config), "--silent", "3600"]) == 0
     assert json.loads(capsys.readouterr().out) == {"activated": [gone], "failed": []}
     with pytest.raises(SystemExit):
-        reaper.main(["--config", str(config), "--silent", "0"])
+        reaper.main(["--config", str(config), "--silent", "5"])
