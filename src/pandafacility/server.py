@@ -106,7 +106,7 @@ class Connections:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             try:
-                ping(conn, self._settings.check_timeout)
+                ping(conn, min(self._settings.check_timeout, self._settings.read_timeout or 1e9))
             except Exception:  # any failure: the connection is gone
                 self.discard()
                 conn = None

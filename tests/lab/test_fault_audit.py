@@ -9,7 +9,8 @@ clients' retries. Runs last: it leaves the lab with db1 dead and db2 the primary
 
 bench/faults.py runs the same audit with the issue's durations (a 60 s pause, a cut
 of several heartbeats) and prints the figures, the VIP's failover gap among them; here
-the durations are shorter and no figure of time is asserted."""
+the durations are shorter, and times are asserted only to show that each fault was
+felt (no speed is)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,9 @@ def test_no_job_is_lost_doubled_or_failed_through_every_fault(converged):
     assert audit.executed_twice == [], report
     assert audit.failures == [], report
     assert audit.not_finished == {}, report
-    assert outcome.reaped == {"activated": [], "failed": []}, report
+    # No runner was told its job went to another: the reaper took back no job a runner
+    # held, also while the load balancers were cut.
+    assert audit.lost == 0, report
     for phase in DATABASE:
         assert "500" not in audit.per_phase.get(phase, {}), report
     # Each fault happened: the clients or the probe felt it.
@@ -43,4 +46,6 @@ def test_no_job_is_lost_doubled_or_failed_through_every_fault(converged):
     assert outcome.gaps["kill-lb"] > 0.2, report
     assert outcome.gaps["cut-lb"] >= timing.cut, report
     assert phases["promote"]["longest"] > 5, report
-    assert outcome.primary == "db2"
+    # The load ran through every fault.
+    for fault, counts in phases.items():
+        assert counts.get("calls", 0) > counts.get("failed", 0), f"{fault}\n{report}"

@@ -75,21 +75,24 @@ class Client:
         record: Record,
         patience: float,
         timeout: float = 20.0,
+        connect_timeout: float = 3.0,
     ) -> None:
         self.address, self.name, self.port, self.context = address, name, port, context
         self.record, self.patience, self.timeout = record, patience, timeout
+        self.connect_timeout = connect_timeout
 
-    def _once(self, path: str, body: dict) -> tuple[int, dict | None]:
-        sock = socket.create_connection((self.address, self.port), self.timeout)
+    def _once(self, path: str, body: dict) -> tuple[int, bytes]:
+        sock = socket.create_connection((self.address, self.port), self.connect_timeout)
+        sock.settimeout(self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = http.client.HTTPSConnection(self.name, self.port, timeout=self.timeout)
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = http.client.HTTPSConnection(self.name, self.port, timeout=self.timeout)
             conn.sock = self.context.wrap_socket(sock, server_hostname=self.name)
             conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
             answer = conn.getresponse()
-            data = answer.read()
-            return answer.status, (json.loads(data) if answer.status == 200 else None)
+            return answer.status, answer.read()
         finally:
+            conn.close()
             sock.close()
 
     def call(self, what: str, path: str, body: dict) -> dict | None:
@@ -100,12 +103,20 @@ class Client:
         while True:
             try:
                 status, data = self._once(path, body)
-            except (OSError, http.client.HTTPException, ValueError) as exc:
-                status, data = type(exc).__name__, None
+            except (OSError, http.client.HTTPException) as exc:
+                status, data = type(exc).__name__, b""
             tries.append(status)
             if status == 200:
+                try:
+                    answer = json.loads(data)
+                except ValueError:  # answered, but not in JSON: not tried again
+                    tries[-1] = "not JSON"
+                    self.record.add(
+                        "calls", Call(phase, what, tries, False, time.monotonic() - start)
+                    )
+                    return None
                 self.record.add("calls", Call(phase, what, tries, True, time.monotonic() - start))
-                return data
+                return answer
             retryable = not isinstance(status, int) or status in RETRYABLE
             late = time.monotonic() + delay > deadline or self.record.aborted.is_set()
             if not retryable or late:
@@ -120,8 +131,8 @@ class LoadConfig:
     queue: str
     submitters: int = 2
     submit_interval: float = 1.0  # per submitter, between one answer and the next submit
-    runners: int = 4
-    work: float = 3.0  # seconds a runner holds a job, heartbeating
+    runners: int = 6  # more than the submitters feed, so that no backlog grows
+    work: float = 2.0  # seconds a runner holds a job, heartbeating
     heartbeat: float = 1.0
 
 
@@ -147,8 +158,12 @@ class Load:
         for thread in self.threads:
             thread.start()
 
-    def stop_submits(self) -> None:
+    def stop_submits(self, timeout: float = 600) -> None:
+        """Stop the submitters; returns once the last submit is answered."""
         self.submitting.clear()
+        deadline = time.monotonic() + timeout
+        for thread in self.threads[: self.config.submitters]:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def stop(self, timeout: float = 600) -> None:
         self.submitting.clear()
@@ -246,7 +261,9 @@ def audit(record: Record, sql: Sql) -> Audit:
         chunk = ",".join(str(i) for i in acked[start : start + 500])
         for pid, state in sql(f"SELECT panda_id, job_status FROM jobs WHERE panda_id IN ({chunk})"):
             found[int(pid)] = state
-    log = state_log(sql, acked)
+    # Every job a runner was handed too: a submission whose answer was lost and that the
+    # client sent again is run as well, without an acknowledgement.
+    log = state_log(sql, {*acked, *(pid for pid, _, _ in record.dispatches)})
 
     twice_in_attempt = {
         pid for (pid, _), n in Counter((p, a) for p, a, _ in record.dispatches).items() if n > 1
