@@ -56,7 +56,7 @@ bench: setup
 ## bench-db: primary against replica queries/s, and replication lag under writes
 bench-db: setup
 	$(ACT) python bench/database.py
-## bench-lb: the VIP's cost, the failover gap, requests lost per fault
+## bench-lb: the VIP's cost, requests lost per fault
 bench-lb: setup
 	$(ACT) python bench/loadbalancer.py
 ## bench-services: jobs acquired per second and latency, one server against two
