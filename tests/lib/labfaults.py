@@ -40,20 +40,27 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "lab"))
 
 import faultaudit
 import testpki
+from labhosts import (
+    ADDRESSES,
+    CA_CERT,
+    CA_KEY,
+    DOMAIN,
+    HAND_QUEUE,
+    INVENTORY,
+    PILOT_DN,
+    SERVER_VIP,
+    SERVERS,
+)
 from sitecheck import ROOT, run_site
 
-INVENTORY = ROOT / "inventories" / "lab"
-CA_CERT, CA_KEY = ROOT / ".lab" / "ca" / "ca.crt", ROOT / ".lab" / "ca" / "ca.key"
-VIP, VIP_NAME, PORT = "172.28.10.100", "pandaserver.lab.panda.test", 25443
-LBS = {"lb1": "172.28.10.11", "lb2": "172.28.10.12"}
-SERVERS = ["srv1", "srv2"]
-DB2 = "172.28.10.42"
+VIP, VIP_NAME, PORT = SERVER_VIP, f"pandaserver.{DOMAIN}", 25443
+LBS = ["lb1", "lb2"]
 USER_DN = "/DC=test/DC=panda/CN=Audit User"
-PILOT_DN = "/DC=test/DC=panda/OU=Robots/CN=lab pilot"  # inventories/lab: a production DN
-QUEUE = "LAB_HAND"  # the lab's queue without pilots of its own
+QUEUE = HAND_QUEUE  # the lab's queue without pilots of its own
 RESTORE = "panda_servers:panda_monitors:db_primary"  # site.yml's --limit after a promotion
 SERVER_CONFIG = "/etc/panda-facility/server.json"
 LIB = "/opt/panda-facility/lib"  # facility_python_lib_dir
@@ -329,7 +336,9 @@ def run(
                                 log=logs / "after-promote.log")  # fmt: skip
                 assert site.returncode == 0, site.failures()
                 for server in SERVERS:
-                    wait_ok(f"{server} on db2", server, f"grep -q '{DB2}' {SERVER_CONFIG}")
+                    wait_ok(
+                        f"{server} on db2", server, f"grep -q '{ADDRESSES['db2']}' {SERVER_CONFIG}"
+                    )
             time.sleep(timing.settle)
             gaps.setdefault(fault, probe.gap(start, time.monotonic()))
             seconds[fault] = time.monotonic() - start
