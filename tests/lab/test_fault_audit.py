@@ -14,6 +14,7 @@ felt (no speed is)."""
 
 from __future__ import annotations
 
+import faultaudit
 import labfaults
 from labhosts import LOGS
 
@@ -43,6 +44,8 @@ def test_no_job_is_lost_doubled_or_failed_through_every_fault(converged):
     # Each fault happened: the clients or the probe felt it.
     phases = {fault: audit.per_phase.get(labfaults.LABELS[fault], {}) for fault in PLAN}
     assert phases["pause"]["longest"] >= timing.pause / 2, report
+    # Requests were in srv1's daemons when they died: their clients saw an error.
+    assert set(phases["kill-wsgi"]) - set(faultaudit.COLUMNS), report
     assert outcome.gaps["kill-lb"] > 0.2, report
     assert outcome.gaps["cut-lb"] >= timing.cut, report
     assert phases["promote"]["longest"] > 5, report

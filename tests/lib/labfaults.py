@@ -3,7 +3,8 @@ faults of a plan happen one after the other, each with load running before and a
 
     restart    the database primary restarted (systemctl restart mariadb)
     pause      the primary frozen (docker pause) for Timing.pause seconds
-    kill-wsgi  kill -9 of one server's mod_wsgi daemons while it dispatches
+    kill-wsgi  kill -9 of srv1's mod_wsgi daemons mid-dispatch (the primary held 1.5 s
+               first, so that requests are in them waiting on the database)
     kill-lb    the VIP holder's container killed outright; started again afterwards
     cut-lb     both load balancers drop everything sent to the VIP for Timing.cut seconds
                (longer than the reaper's silent period), while the reaper runs every 2 s
@@ -297,7 +298,14 @@ def run(
                 finally:
                     docker("unpause", f"lab-{primary}")
             elif fault == "kill-wsgi":
-                sh("srv1", "pkill -KILL -f '^[(]wsgi:pandaserver'")
+                # The primary held for a moment, so that requests are in the middle of
+                # their dispatch on srv1 when its daemons die.
+                docker("pause", f"lab-{primary}")
+                try:
+                    time.sleep(1.5)
+                    sh("srv1", "pkill -KILL -f '^[(]wsgi:pandaserver'")
+                finally:
+                    docker("unpause", f"lab-{primary}")
             elif fault == "kill-lb":
                 victim = holder()
                 assert victim, "no load balancer holds the VIP"
