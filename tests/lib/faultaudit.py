@@ -100,6 +100,10 @@ class Client:
         at once for an answer that is no server fault)."""
         phase, tries, start = self.record.phase, [], time.monotonic()
         deadline, delay = start + self.patience, 0.25
+
+        def done(ok: bool) -> None:
+            self.record.add("calls", Call(phase, what, tries, ok, time.monotonic() - start))
+
         while True:
             try:
                 status, data = self._once(path, body)
@@ -111,16 +115,14 @@ class Client:
                     answer = json.loads(data)
                 except ValueError:  # answered, but not in JSON: not tried again
                     tries[-1] = "not JSON"
-                    self.record.add(
-                        "calls", Call(phase, what, tries, False, time.monotonic() - start)
-                    )
+                    done(False)
                     return None
-                self.record.add("calls", Call(phase, what, tries, True, time.monotonic() - start))
+                done(True)
                 return answer
             retryable = not isinstance(status, int) or status in RETRYABLE
             late = time.monotonic() + delay > deadline or self.record.aborted.is_set()
             if not retryable or late:
-                self.record.add("calls", Call(phase, what, tries, False, time.monotonic() - start))
+                done(False)
                 return None
             time.sleep(delay)
             delay = min(delay * 2, 4.0)

@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import yaml
@@ -104,6 +104,16 @@ def mysql(host: str) -> faultaudit.Sql:
         return [line.split("\t") for line in out.splitlines() if line]
 
     return query
+
+
+@contextlib.contextmanager
+def paused(host: str) -> Iterator[None]:
+    """The host's container frozen (docker pause) for the block."""
+    docker("pause", f"lab-{host}")
+    try:
+        yield
+    finally:
+        docker("unpause", f"lab-{host}")
 
 
 def holder() -> str | None:
@@ -233,7 +243,6 @@ class Outcome:
     # runner's job among them shows as Audit.lost (the runner is told tobekilled).
     reaped: dict[str, list[int]]
     seconds: dict[str, float]  # per fault, from its start to the end of its settling
-    primary: str
 
     def table(self, plan: list[str]) -> str:
         phases = [LABELS[p] for p in plan] + [LABELS["reclaim"]]
@@ -265,7 +274,11 @@ def run(
         context.load_cert_chain(str(testpki.user_pem(dn, ca, tmp / f"{who}.pem")))
         contexts[who] = context
     record = faultaudit.Record()
-    user, pilot = (faultaudit.Client(VIP, VIP_NAME, PORT, contexts[w], record, timing.patience)
+    # A try gives up within half the reaper's silent period: a call stuck on a dead
+    # connection (the VIP holder killed under it) must not leave a runner silent for
+    # the audit's short period, which would then reap a job the runner still holds.
+    user, pilot = (faultaudit.Client(VIP, VIP_NAME, PORT, contexts[w], record, timing.patience,
+                                     timeout=timing.silent / 2)
                    for w in ("user", "pilot"))  # fmt: skip
     load = faultaudit.Load(config or faultaudit.LoadConfig(QUEUE), user, pilot)
     probe = Probe(ssl.create_default_context(cafile=str(CA_CERT)))
@@ -292,20 +305,14 @@ def run(
             if fault == "restart":
                 sh(primary, "systemctl restart mariadb")
             elif fault == "pause":
-                docker("pause", f"lab-{primary}")
-                try:
+                with paused(primary):
                     time.sleep(timing.pause)
-                finally:
-                    docker("unpause", f"lab-{primary}")
             elif fault == "kill-wsgi":
                 # The primary held for a moment, so that requests are in the middle of
                 # their dispatch on srv1 when its daemons die.
-                docker("pause", f"lab-{primary}")
-                try:
+                with paused(primary):
                     time.sleep(1.5)
                     sh("srv1", "pkill -KILL -f '^[(]wsgi:pandaserver'")
-                finally:
-                    docker("unpause", f"lab-{primary}")
             elif fault == "kill-lb":
                 victim = holder()
                 assert victim, "no load balancer holds the VIP"
@@ -367,4 +374,4 @@ def run(
         for server in SERVERS:
             sh(server, "systemctl start panda-reaper.timer", check=False)
         shutil.rmtree(tmp, ignore_errors=True)
-    return Outcome(faultaudit.audit(record, mysql(primary)), gaps, reaped, seconds, primary)
+    return Outcome(faultaudit.audit(record, mysql(primary)), gaps, reaped, seconds)
